@@ -1,0 +1,33 @@
+# symcodec: `make demo` and `make test` each set up .venv from nothing, then run.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+export OMP_WAIT_POLICY ?= PASSIVE
+
+.PHONY: help install demo test test-all bench fuzz clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(VENV)/.installed: setup.py Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,bench]'
+	touch $@
+
+install: $(VENV)/.installed  ## create .venv and install symcodec with test and bench extras
+
+demo: install  ## convert CIFAR-10 test JPEGs to .sym and report size, PSNR and accuracy
+	$(VENV)/bin/symcodec codebooks
+	$(PY) tools/bench_codec.py --limit 2000 --no-speed
+
+test: install  ## the test suite (under 15 minutes on 2 cores)
+	$(PY) -m pytest -q -x tests
+
+bench: install  ## full codec benchmark (results/bench_codec.json)
+	$(PY) tools/bench_codec.py --json results/bench_codec.json
+
+fuzz: install  ## long parser fuzzing run
+	$(PY) tools/fuzz_parser.py --examples 200000
+
+clean:  ## remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

@@ -1,0 +1,1 @@
+"""Codebooks shipped with symcodec (data only; see the *.md cards)."""

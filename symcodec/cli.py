@@ -1,0 +1,130 @@
+"""The `symcodec` command line: thin click wrappers, one library call per command."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import SymcodecError
+
+
+class _Group(click.Group):
+    """Turn symcodec errors (and OS errors) into one-line messages and a non-zero exit."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except (SymcodecError, OSError) as exc:
+            raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="symcodec")
+def main() -> None:
+    """symcodec: store images as symbols (nearest codebook centroids of small patches), range-coded.
+
+    \b
+    Examples:
+      symcodec encode photo.jpg -o photo.sym
+      symcodec decode photo.sym -o photo.png
+      symcodec info photo.sym --json
+      symcodec codebooks
+    """
+
+
+@main.command()
+@click.argument("src", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Output .sym file.")
+@click.option("-c", "--codebook", default=None, help="Codebook name, id prefix, or .symcb/.index path.  [default: cifar10-2x2-k2048]")
+@click.option("--embed", is_flag=True, help="Embed the codebook, so the file decodes without a registry.")
+@click.option("--threads", default=1, show_default=True, help="Threads for the centroid search.")
+def encode(src: str, output: str, codebook: str | None, embed: bool, threads: int) -> None:
+    """Encode an image file (anything Pillow reads) to .sym."""
+    from .files import encode_file
+
+    n = encode_file(src, output, codebook=codebook, embed_codebook=embed, threads=threads)
+    click.echo(f"{output}: {n} bytes")
+
+
+@main.command()
+@click.argument("src", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Output image (format from extension).")
+@click.option("-c", "--codebook", default=None, help="Codebook to use if the file's is not installed.")
+def decode(src: str, output: str, codebook: str | None) -> None:
+    """Decode a .sym file to PNG (or any format Pillow writes)."""
+    from .files import decode_file
+
+    decode_file(src, output, codebook=codebook)
+    click.echo(output)
+
+
+@main.command()
+@click.argument("src", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def info(src: str, as_json: bool) -> None:
+    """Describe a .sym file: size, mode, codebook, bytes per part. Exits non-zero if it is invalid."""
+    from .files import describe
+
+    d = describe(src)
+    if as_json:
+        click.echo(json.dumps(d, indent=2))
+    else:
+        for k, v in d.items():
+            click.echo(f"{k:>18}: {v}")
+
+
+@main.command("train-codebook")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Output .symcb file.")
+@click.option("-k", "--centroids", "k", default=2048, show_default=True, help="Number of centroids K.")
+@click.option("--patch", default=2, show_default=True, type=click.Choice(["2", "4", "8"]), help="Patch size p (p x p).")
+@click.option("--seed", default=0, show_default=True, help="Random seed (sampling and k-means).")
+@click.option("--max-patches", default=2_000_000, show_default=True, help="Cap on sampled training patches.")
+@click.option("--niter", default=25, show_default=True, help="k-means iterations.")
+@click.option("--limit", default=None, type=int, help="Use at most this many images.")
+@click.option("--name", default="", help="Registry name stored in the codebook.")
+def train_codebook(sources: tuple[str, ...], output: str, k: int, patch: str, seed: int, max_patches: int, niter: int, limit: int | None, name: str) -> None:
+    """Train a codebook with faiss k-means on JPEG/PNG folders, tar archives or MNIST idx files."""
+    from .training import train_codebook as train
+
+    cmd = "symcodec " + " ".join(sys.argv[1:])
+    cb = train(list(sources), k, patch=int(patch), seed=seed, max_patches=max_patches, niter=niter,
+               name=name or Path(output).stem, limit_images=limit, command=cmd)
+    cb.save(output)
+    click.echo(f"{output}: K={cb.k} patch={cb.patch} id={cb.hexid}")
+
+
+@main.command("import-codebook")
+@click.argument("index", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Output .symcb file.")
+@click.option("--name", default="", help="Registry name.")
+def import_codebook(index: str, output: str, name: str) -> None:
+    """Convert a SymDNN faiss .index codebook to .symcb."""
+    from .registry import import_faiss_index
+
+    cb = import_faiss_index(index, name=name)
+    cb.save(output)
+    click.echo(f"{output}: K={cb.k} patch={cb.patch} id={cb.hexid}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def codebooks(as_json: bool) -> None:
+    """List installed codebooks: name, id, K, patch, trained on."""
+    from .registry import entries, search_path
+
+    es = entries()
+    if as_json:
+        click.echo(json.dumps([{**e.__dict__, "path": str(e.path)} for e in es], indent=2))
+        return
+    click.echo(f"{'name':<22} {'id':<12} {'K':>5} {'patch':>5}  trained on")
+    for e in es:
+        click.echo(f"{e.name:<22} {e.id[:12]:<12} {e.k:>5} {e.patch:>3}x{e.patch:<1}  {e.trained_on}")
+    click.echo("searched: " + ", ".join(str(p) for p in search_path()), err=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

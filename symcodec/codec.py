@@ -1,0 +1,205 @@
+"""The public codec API: quantize/reconstruct (purification) and encode/decode (`.sym` bytes)."""
+from __future__ import annotations
+
+import os
+import warnings
+import zlib
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from . import container, patches, registry
+from .codebook import Codebook
+from .container import Header, SymFile
+from .errors import CodebookError, FormatError, ModeConversionWarning, UnsupportedModeError
+
+CodebookLike = "Codebook | str | os.PathLike[str] | None"
+_CONVERT = {"P": None, "1": "L", "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB", "PA": "RGBA"}
+_REFUSE = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+def quantize(x: np.ndarray, codebook: Codebook | str | None = None, threads: int = 1) -> np.ndarray:
+    """Symbols of an image or batch: (H,W)/(H,W,C) -> (C,gh,gw); (N,H,W,C) -> (N,C,gh,gw), int32.
+
+    uint8 samples are scaled by 1/255; float samples are taken as [0, 1] values.
+    """
+    cb = registry.get(codebook)
+    batch, single = patches.as_batch(x)
+    pt = patches.extract(batch, cb.patch)
+    sym = cb.searcher.nearest(pt.reshape(-1, cb.dim), threads=threads).reshape(pt.shape[:4])
+    return sym[0] if single else sym
+
+
+def reconstruct(
+    symbols: np.ndarray,
+    codebook: Codebook | str | None = None,
+    shape: tuple[int, ...] | None = None,
+    dtype: Any = np.uint8,
+) -> np.ndarray:
+    """Images from symbols, cropped to `shape` (the original array's shape); uint8 or float32 output."""
+    cb = registry.get(codebook)
+    sym = np.asarray(symbols)
+    single = sym.ndim == 3
+    sym4 = sym[None] if single else sym
+    if sym4.ndim != 4:
+        msg = f"symbols must have shape (C,gh,gw) or (N,C,gh,gw), got {sym.shape}"
+        raise ValueError(msg)
+    if sym4.size and (sym4.min() < 0 or sym4.max() >= cb.k):
+        msg = f"symbols outside 0..{cb.k - 1} for this codebook"
+        raise CodebookError(msg)
+    n, c, gh, gw = sym4.shape
+    h, w = gh * cb.patch, gw * cb.patch
+    if shape is not None:
+        h, w = (shape[0], shape[1]) if single else (shape[1], shape[2])
+        if patches.grid(h, w, cb.patch) != (gh, gw):
+            msg = f"shape {shape} does not fit a {gh}x{gw} grid of {cb.patch}x{cb.patch} patches"
+            raise ValueError(msg)
+    table = cb.table_u8 if np.dtype(dtype) == np.uint8 else cb.centroids
+    out = patches.tile(sym4, table, cb.patch, h, w)
+    if np.dtype(dtype) not in (np.uint8, np.float32):
+        out = out.astype(dtype)
+    if single:
+        out = out[0]
+    if shape is not None and len(shape) == (2 if single else 3):
+        out = out[..., 0]
+    return out
+
+
+def purify(x: np.ndarray, codebook: Codebook | str | None = None, threads: int = 1) -> np.ndarray:
+    """Quantize and reconstruct in one call; same shape and dtype family as `x`."""
+    x = np.asarray(x)
+    dt = np.uint8 if x.dtype == np.uint8 else np.float32
+    return reconstruct(quantize(x, codebook, threads), codebook, shape=x.shape, dtype=dt)
+
+
+def _pixels(image: Any) -> tuple[np.ndarray, str, dict[str, Any]]:
+    """(H,W,C) uint8 array, mode, and metadata from a PIL image or a numpy array."""
+    meta: dict[str, Any] = {}
+    if isinstance(image, np.ndarray):
+        a = image
+        if a.dtype != np.uint8:
+            msg = f"encode needs uint8 samples, got {a.dtype}; scale floats with (x * 255).round().astype(np.uint8)"
+            raise UnsupportedModeError(msg)
+        if a.ndim == 2:
+            a = a[:, :, None]
+        if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4):
+            msg = f"array of shape {image.shape} is not an L, LA, RGB or RGBA image"
+            raise UnsupportedModeError(msg)
+        mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[a.shape[2]]
+    else:
+        from PIL import Image
+
+        if not isinstance(image, Image.Image):
+            msg = f"cannot encode a {type(image).__name__}: pass a PIL image or a uint8 numpy array"
+            raise UnsupportedModeError(msg)
+        im = image
+        if im.mode in _REFUSE:
+            msg = f"mode {im.mode} (more than 8 bits per sample) is not supported: .sym stores 8-bit samples; convert first, e.g. im.convert('L')"
+            raise UnsupportedModeError(msg)
+        if im.mode not in container.MODE_IDS:
+            target = _CONVERT.get(im.mode, "RGB")
+            if target is None:  # palette: keep transparency if there is any
+                target = "RGBA" if ("transparency" in im.info or im.palette and im.palette.mode == "RGBA") else "RGB"
+            warnings.warn(f"converting mode {im.mode} to {target} for .sym", ModeConversionWarning, stacklevel=3)
+            im = im.convert(target)
+        mode = im.mode
+        a = np.asarray(im)
+        if a.ndim == 2:
+            a = a[:, :, None]
+        for key in ("icc_profile", "exif", "xmp"):
+            if im.info.get(key):
+                val = im.info[key]
+                meta[key] = val.encode("utf-8") if isinstance(val, str) else bytes(val)
+    return np.ascontiguousarray(a), mode, meta
+
+
+def encode(
+    image: Any,
+    codebook: Codebook | str | None = None,
+    *,
+    embed_codebook: bool = False,
+    icc_profile: bytes | None = None,
+    exif: bytes | None = None,
+    xmp: bytes | None = None,
+    text: dict[str, str] | None = None,
+    threads: int = 1,
+) -> bytes:
+    """Encode a PIL image or uint8 array (L, LA, RGB, RGBA) to `.sym` bytes."""
+    cb = registry.get(codebook)
+    a, mode, meta = _pixels(image)
+    h, w = a.shape[:2]
+    if h == 0 or w == 0:
+        from .errors import EmptyImageError
+
+        msg = f"cannot encode an empty {w}x{h} image"
+        raise EmptyImageError(msg)
+    if h * w > container.MAX_PIXELS:
+        from .errors import ImageTooLargeError
+
+        msg = f"image is {w}x{h}, over the cap of {container.MAX_PIXELS} pixels"
+        raise ImageTooLargeError(msg)
+    planes = container.PLANES[mode]
+    sym = quantize(a[:, :, :planes], cb, threads=threads)
+    gh, gw = sym.shape[1:]
+    hdr = Header(w, h, mode, cb.patch, cb.colour, cb.model.model_id, cb.k, cb.id, planes, gh * gw)
+    f = SymFile(hdr, words=[cb.model.encode(sym[c]) for c in range(planes)])
+    if planes < a.shape[2]:
+        f.alpha = zlib.compress(np.ascontiguousarray(a[:, :, planes]).tobytes(), 9)
+    if embed_codebook:
+        f.codebook = cb.to_bytes()
+    f.icc_profile = icc_profile if icc_profile is not None else meta.get("icc_profile")
+    f.exif = exif if exif is not None else meta.get("exif")
+    f.xmp = xmp if xmp is not None else meta.get("xmp")
+    f.text = dict(text or {})
+    return f.to_bytes()
+
+
+def codebook_for(f: SymFile, codebook: Codebook | str | None = None) -> Codebook:
+    """The codebook a parsed file needs: embedded, given, or from the registry by id."""
+    hdr = f.header
+    if f.codebook is not None:
+        cb = Codebook.from_bytes(f.codebook)
+        if cb.id != hdr.codebook_id:
+            msg = "corrupt .sym: embedded codebook id does not match HEAD"
+            raise FormatError(msg)
+    elif codebook is not None:
+        cb = registry.get(codebook)
+        if cb.id != hdr.codebook_id:
+            msg = f"codebook {cb.name or cb.short_id} ({cb.hexid}) is not the one this file needs ({hdr.codebook_id.hex()})"
+            raise CodebookError(msg)
+    else:
+        cb = registry.by_id(hdr.codebook_id)
+    if cb.k != hdr.k or cb.patch != hdr.patch:
+        msg = "corrupt .sym: codebook K or patch size does not match HEAD"
+        raise FormatError(msg)
+    return cb
+
+
+def decode_symbols(f: SymFile, cb: Codebook) -> np.ndarray:
+    """Entropy-decode every plane: (P, gh, gw) int32."""
+    hdr = f.header
+    if hdr.model_id != cb.model.model_id:
+        msg = f"entropy model {hdr.model_id} is not supported by this codebook/reader"
+        raise FormatError(msg)
+    gh, gw = hdr.grid
+    return np.stack([cb.model.decode(wd, hdr.symbols_per_plane) for wd in f.words]).reshape(hdr.planes, gh, gw)
+
+
+def decode(data: bytes | BinaryIO | str | os.PathLike[str], codebook: Codebook | str | None = None) -> np.ndarray:
+    """Decode `.sym` bytes (or a path) to uint8 pixels: (H,W) for L, (H,W,C) otherwise."""
+    f = read(data)
+    cb = codebook_for(f, codebook)
+    hdr = f.header
+    sym = decode_symbols(f, cb)
+    out = patches.tile(sym[None], cb.table_u8, cb.patch, hdr.height, hdr.width)[0]
+    if f.alpha is not None:
+        out = np.concatenate([out, f.alpha_plane()[:, :, None]], axis=2)
+    return out[:, :, 0] if hdr.mode == "L" else out
+
+
+def read(data: bytes | BinaryIO | str | os.PathLike[str], header_only: bool = False) -> SymFile:
+    """Parse a `.sym` file from bytes, a stream, or a path."""
+    if isinstance(data, (str, os.PathLike)):
+        with open(data, "rb") as fp:
+            return container.read(fp, header_only=header_only)
+    return container.read(data, header_only=header_only)

@@ -1,0 +1,92 @@
+"""File-level helpers behind the CLI: encode/decode paths atomically, describe a .sym file."""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+from . import codec
+from .codebook import atomic_write
+from .errors import FormatError, UnsupportedModeError
+
+
+def open_image(path: str | os.PathLike[str]) -> Any:
+    """Open an image with Pillow, mapping Pillow's failures to symcodec errors."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        im = Image.open(path)
+        im.load()
+    except UnidentifiedImageError:
+        msg = f"{path} is not an image Pillow can read"
+        raise FormatError(msg) from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        msg = f"cannot read image {path}: {exc}"
+        raise FormatError(msg) from None
+    return im
+
+
+def encode_file(src: str | os.PathLike[str], dst: str | os.PathLike[str], **kw: Any) -> int:
+    """Encode an image file to a .sym file (atomic); return the byte count."""
+    data = codec.encode(open_image(src), **kw)
+    atomic_write(Path(dst), data)
+    return len(data)
+
+
+def decode_file(src: str | os.PathLike[str], dst: str | os.PathLike[str], codebook: Any = None) -> None:
+    """Decode a .sym file to an image file whose format Pillow picks from the extension (atomic)."""
+    from PIL import Image
+
+    f = codec.read(src)
+    px = codec.decode(src, codebook=codebook)
+    im = Image.fromarray(px, mode=None)
+    fmt = Image.registered_extensions().get(Path(dst).suffix.lower())
+    if fmt is None:
+        msg = f"unknown output extension {Path(dst).suffix!r}"
+        raise UnsupportedModeError(msg)
+    buf = io.BytesIO()
+    kw: dict[str, Any] = {}
+    if f.icc_profile:
+        kw["icc_profile"] = f.icc_profile
+    if f.exif and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
+        kw["exif"] = f.exif
+    im.save(buf, format=fmt, **kw)
+    atomic_write(Path(dst), buf.getvalue())
+
+
+def describe(src: str | os.PathLike[str]) -> dict[str, Any]:
+    """Header fields, codebook, and byte accounting of a .sym file (fully validated)."""
+    from . import registry
+
+    size = os.path.getsize(src)
+    f = codec.read(src)
+    h = f.header
+    payload = sum(int(w.nbytes) for w in f.words)
+    cb_name = None
+    try:
+        cb = codec.codebook_for(f)
+        cb_name = cb.name
+        codec.decode_symbols(f, cb)  # proves the payload decodes
+    except registry.CodebookNotFoundError:
+        cb_name = "(not installed)"
+    n_sym = h.planes * h.symbols_per_plane
+    return {
+        "file": str(src),
+        "bytes": size,
+        "width": h.width,
+        "height": h.height,
+        "mode": h.mode,
+        "patch": f"{h.patch}x{h.patch}",
+        "codebook": cb_name,
+        "codebook_id": h.codebook_id.hex(),
+        "codebook_embedded": f.codebook is not None,
+        "K": h.k,
+        "entropy_model": h.model_id,
+        "symbols": n_sym,
+        "payload_bytes": payload,
+        "bits_per_symbol": round(payload * 8 / n_sym, 4),
+        "bits_per_pixel": round(size * 8 / (h.width * h.height), 4),
+        "alpha": f.alpha is not None,
+        "metadata": [k for k in ("icc_profile", "exif", "xmp") if getattr(f, k)] + [f"text:{k}" for k in f.text],
+    }

@@ -1,0 +1,118 @@
+"""Codebook training: faiss k-means over patches sampled uniformly from image sources."""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import sys
+from typing import Sequence
+
+import numpy as np
+
+from . import __version__, patches, sources
+from .codebook import Codebook
+from .errors import DatasetError
+
+
+def sample_patches(
+    srcs: Sequence[str | os.PathLike[str]],
+    patch: int = 2,
+    max_patches: int = 2_000_000,
+    seed: int = 0,
+    limit_images: int | None = None,
+    progress: bool = True,
+) -> tuple[np.ndarray, int]:
+    """A uniform random sample (without replacement) of per-channel patches, and the image count.
+
+    Each patch gets a random key; the `max_patches` smallest keys are kept, so memory stays
+    O(max_patches) however large the sources are, and the sample depends only on the seed and data.
+    """
+    from tqdm import tqdm
+
+    rng = np.random.default_rng(seed)
+    parts: list[np.ndarray] = []
+    kparts: list[np.ndarray] = []
+    held = 0
+    n_img = 0
+
+    def shrink() -> None:
+        nonlocal held
+        pts, ks = np.concatenate(parts), np.concatenate(kparts)
+        if len(ks) > max_patches:
+            sel = np.argpartition(ks, max_patches)[:max_patches]
+            pts, ks = pts[sel], ks[sel]
+        parts[:], kparts[:] = [pts], [ks]
+        held = len(ks)
+
+    bar = tqdm(desc="sampling patches", unit="img", disable=not progress, file=sys.stderr)
+    for src in srcs:
+        for s in sources.iter_samples(src):
+            if limit_images is not None and n_img >= limit_images:
+                break
+            try:
+                a = s.array()
+            except Exception as exc:  # a corrupt image is skipped, not fatal
+                print(f"warning: skipping {s.key}: {exc}", file=sys.stderr)
+                continue
+            batch, _ = patches.as_batch(a if a.ndim == 3 else a[:, :, None])
+            batch = batch[..., : min(3, batch.shape[3])]  # never train on alpha
+            pt = patches.extract(batch, patch).reshape(-1, patch * patch)
+            parts.append(pt)
+            kparts.append(rng.random(len(pt)))
+            held += len(pt)
+            if held > 2 * max_patches:
+                shrink()
+            n_img += 1
+            bar.update(1)
+    bar.close()
+    if n_img == 0:
+        msg = "no readable images in " + ", ".join(map(str, srcs))
+        raise DatasetError(msg)
+    shrink()
+    keep, keys = parts[0], kparts[0]
+    order = np.argsort(keys, kind="stable")  # order independent of arrival chunks
+    return np.ascontiguousarray(keep[order]), n_img
+
+
+def train_codebook(
+    srcs: Sequence[str | os.PathLike[str]],
+    k: int,
+    patch: int = 2,
+    seed: int = 0,
+    max_patches: int = 2_000_000,
+    niter: int = 25,
+    name: str = "",
+    limit_images: int | None = None,
+    progress: bool = True,
+    command: str | None = None,
+) -> Codebook:
+    """Train a K-centroid codebook with faiss k-means and fit its symbol table on the same sample."""
+    import faiss
+
+    x, n_img = sample_patches(srcs, patch, max_patches, seed, limit_images, progress)
+    if len(x) < k:
+        msg = f"only {len(x)} patches sampled, fewer than K={k}"
+        raise DatasetError(msg)
+    km = faiss.Kmeans(
+        patch * patch, k, niter=niter, seed=seed, verbose=progress,
+        max_points_per_centroid=len(x) // k + 1, spherical=False,
+    )
+    km.train(x)
+    cent = np.clip(km.centroids, 0.0, 1.0)
+    cb = Codebook(cent, patch=patch)
+    sym = cb.searcher.nearest(x)
+    counts = np.bincount(sym, minlength=k).astype(np.uint32) + 1
+    prov = {
+        "trained_on": ", ".join(os.path.basename(os.fspath(s).rstrip("/")) for s in srcs),
+        "images": n_img,
+        "patches": int(len(x)),
+        "seed": seed,
+        "niter": niter,
+        "k": k,
+        "patch": patch,
+        "pixel_space": "raw 8-bit samples / 255, each channel plane separately",
+        "date": _dt.date.today().isoformat(),
+        "symcodec": __version__,
+        "faiss": faiss.__version__,
+        "command": command or "",
+    }
+    return Codebook(cent, patch=patch, counts=counts, name=name, provenance=prov)

@@ -1,0 +1,44 @@
+"""The command line: happy paths, and bad input as a one-line error with a non-zero exit."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from click.testing import CliRunner
+from PIL import Image
+
+import symcodec
+from symcodec.cli import main
+
+
+def test_encode_decode_info_codebooks(tmp_path, photo):
+    src = tmp_path / "in.png"
+    Image.fromarray(photo[:50, :61]).save(src)
+    r = CliRunner()
+    out = tmp_path / "x.sym"
+    res = r.invoke(main, ["encode", str(src), "-o", str(out), "-c", "cifar10-2x2-k1024"])
+    assert res.exit_code == 0, res.output
+    res = r.invoke(main, ["decode", str(out), "-o", str(tmp_path / "y.png")])
+    assert res.exit_code == 0, res.output
+    y = np.asarray(Image.open(tmp_path / "y.png"))
+    assert np.array_equal(y, symcodec.purify(photo[:50, :61], "cifar10-2x2-k1024"))
+    res = r.invoke(main, ["info", str(out), "--json"])
+    d = json.loads(res.output)
+    assert d["width"] == 61 and d["height"] == 50 and d["codebook"] == "cifar10-2x2-k1024"
+    res = r.invoke(main, ["codebooks"])
+    assert res.exit_code == 0 and "cifar10-2x2-k2048" in res.output
+    assert r.invoke(main, ["--help"]).exit_code == 0
+
+
+def test_bad_inputs_give_one_line_errors(tmp_path):
+    r = CliRunner()
+    junk = tmp_path / "junk.sym"
+    junk.write_bytes(b"not an image at all")
+    for args in (["decode", str(junk), "-o", str(tmp_path / "o.png")], ["info", str(junk)], ["encode", str(junk), "-o", str(tmp_path / "o.sym")]):
+        res = r.invoke(main, args)
+        assert res.exit_code != 0
+        assert "Traceback" not in res.output and res.output.strip().count("\n") == 0, res.output
+        assert res.output.startswith("Error:")
+    assert not (tmp_path / "o.png").exists() and not (tmp_path / "o.sym").exists()
+    res = r.invoke(main, ["encode", str(junk), "-o", str(tmp_path / "o.sym"), "-c", "no-such-codebook"])
+    assert res.exit_code != 0 and "no-such-codebook" in res.output

@@ -1,0 +1,64 @@
+"""Bounded fuzzing of the .sym and .symcb parsers (the long run is tools/fuzz_parser.py)."""
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import symcodec
+from symcodec import errors, registry
+from symcodec.codebook import Codebook
+
+_RNG = np.random.default_rng(3)
+_IMG = _RNG.integers(0, 256, (9, 11, 3), dtype=np.uint8)
+SEEDS = [
+    symcodec.encode(_IMG, "cifar10-2x2-k128"),
+    symcodec.encode(_IMG[:, :, :1].copy(), "mnist-2x2-k32", embed_codebook=True),
+    symcodec.encode(np.dstack([_IMG, _IMG[:, :, 0]]), "cifar10-2x2-k128", text={"a": "b"}),
+]
+CB = registry.get("mnist-2x2-k32").to_bytes()
+
+
+def _decode_only_symcodec_errors(data: bytes) -> None:
+    try:
+        symcodec.decode(data)
+    except errors.SymcodecError:
+        pass
+
+
+mutation = st.tuples(
+    st.sampled_from(range(len(SEEDS))),
+    st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=8),
+    st.integers(0, 10_000),
+    st.booleans(),
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutation)
+def test_mutated_and_truncated_sym_raise_only_symcodec_errors(m):
+    which, edits, cut, truncate = m
+    b = bytearray(SEEDS[which])
+    for pos, val in edits:
+        b[pos % len(b)] = val
+    if truncate:
+        b = b[: cut % (len(b) + 1)]
+    _decode_only_symcodec_errors(bytes(b))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200))
+def test_random_bytes_after_signature(tail):
+    _decode_only_symcodec_errors(b"\x89SYM\r\n\x1a\n\x01\x00\x00\x00" + tail)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=6), st.integers(0, 10_000))
+def test_mutated_codebooks_raise_only_symcodec_errors(edits, cut):
+    b = bytearray(CB)
+    for pos, val in edits:
+        b[pos % len(b)] = val
+    try:
+        Codebook.from_bytes(bytes(b[: cut % (len(b) + 1) or len(b)]))
+    except errors.SymcodecError:
+        pass
