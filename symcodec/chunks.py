@@ -81,7 +81,7 @@ def read_preamble(fp: BinaryIO, signature: bytes, major: int, kind: str) -> int:
     """Check signature and major version; return the minor version."""
     head = fp.read(len(signature) + 4)
     if head[: len(signature)] != signature[: len(head)] or len(head) < len(signature):
-        if head[: len(signature)] == signature[: len(head)]:
+        if head and head[: len(signature)] == signature[: len(head)]:
             msg = f"truncated {kind} signature"
             raise TruncatedError(msg)
         msg = f"not a {kind} file"

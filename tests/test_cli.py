@@ -30,7 +30,7 @@ def test_encode_decode_info_codebooks(tmp_path, photo):
     assert r.invoke(main, ["--help"]).exit_code == 0
 
 
-def test_bad_inputs_give_one_line_errors(tmp_path):
+def test_bad_inputs_give_one_line_errors(tmp_path, photo):
     r = CliRunner()
     junk = tmp_path / "junk.sym"
     junk.write_bytes(b"not an image at all")
@@ -40,5 +40,7 @@ def test_bad_inputs_give_one_line_errors(tmp_path):
         assert "Traceback" not in res.output and res.output.strip().count("\n") == 0, res.output
         assert res.output.startswith("Error:")
     assert not (tmp_path / "o.png").exists() and not (tmp_path / "o.sym").exists()
-    res = r.invoke(main, ["encode", str(junk), "-o", str(tmp_path / "o.sym"), "-c", "no-such-codebook"])
+    good = tmp_path / "good.png"
+    Image.fromarray(photo[:8, :8]).save(good)
+    res = r.invoke(main, ["encode", str(good), "-o", str(tmp_path / "o.sym"), "-c", "no-such-codebook"])
     assert res.exit_code != 0 and "no-such-codebook" in res.output
