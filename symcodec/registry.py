@@ -15,6 +15,7 @@ from .errors import CodebookError, CodebookNotFoundError, FormatError
 DEFAULT = "cifar10-2x2-k2048"
 ENV = "SYMCODEC_CODEBOOKS"
 _cache: dict[tuple[str, float], Codebook] = {}
+_entries: dict[tuple, list] = {}
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,18 @@ def load_file(path: str | os.PathLike[str]) -> Codebook:
 
 def entries() -> list[Entry]:
     """Every readable codebook in the search path (earlier folders shadow later ones by name)."""
+    folders = search_path()
+    key = tuple((str(f), f.stat().st_mtime if f.is_dir() else None) for f in folders)
+    if key not in _entries:
+        _entries.clear()
+        _entries[key] = _scan(folders)
+    return _entries[key]
+
+
+def _scan(folders: list[Path]) -> list[Entry]:
     seen: set[str] = set()
     out = []
-    for folder in search_path():
+    for folder in folders:
         if not folder.is_dir():
             continue
         for f in sorted(folder.glob("*.symcb")):
