@@ -16,6 +16,7 @@ DEFAULT = "cifar10-2x2-k2048"
 ENV = "SYMCODEC_CODEBOOKS"
 _cache: dict[tuple[str, float], Codebook] = {}
 _entries: dict[tuple, list] = {}
+_by_name: dict[str, tuple[list, Codebook]] = {}
 
 
 @dataclass(frozen=True)
@@ -116,9 +117,14 @@ def get(spec: str | os.PathLike[str] | Codebook | None = None) -> Codebook:
             raise CodebookNotFoundError(msg)
         return load_file(s)
     found = entries()
+    hit = _by_name.get(s)
+    if hit is not None and hit[0] is found:
+        return hit[1]
     for e in found:
         if e.name == s:
-            return load_file(e.path)
+            cb = load_file(e.path)
+            _by_name[s] = (found, cb)
+            return cb
     if re.fullmatch(r"[0-9a-fA-F]{8,64}", s):
         hits = [e for e in found if e.id.startswith(s.lower())]
         if len(hits) == 1:
