@@ -6,9 +6,9 @@ setup(
     version="0.1.0",
     description="Symbolic (patch VQ) image codec and adversarial purifier, after SymDNN",
     python_requires=">=3.10,<3.15",
-    packages=["symcodec", "symcodec.codebooks"],
-    package_dir={"symcodec.codebooks": "codebooks"},
-    package_data={"symcodec.codebooks": ["*.symcb", "*.md"], "symcodec": ["py.typed"]},
+    packages=["symcodec", "symcodec.codebooks", "symcodec.weights"],
+    package_dir={"symcodec.codebooks": "codebooks", "symcodec.weights": "weights"},
+    package_data={"symcodec.codebooks": ["*.symcb", "*.md"], "symcodec.weights": ["*.pt", "*.md"], "symcodec": ["py.typed"]},
     install_requires=[
         "numpy==2.4.6",
         "numba==0.68.1",

@@ -1,0 +1,1 @@
+"""Classifier weights shipped with symcodec (data only; see the *.md cards)."""
