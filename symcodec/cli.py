@@ -126,5 +126,38 @@ def codebooks(as_json: bool) -> None:
     click.echo("searched: " + ", ".join(str(p) for p in search_path()), err=True)
 
 
+@main.command()
+@click.argument("src", type=click.Path(exists=True))
+@click.option("--to", "to", required=True, help="Receiver HOST:PORT.")
+@click.option("--rate", type=float, default=None, help="Pace to this many bit/s (default: as fast as possible).")
+@click.option("--packet-size", default=255, show_default=True, help="Largest packet in bytes (LoRa: 255).")
+@click.option("--tcp", is_flag=True, help="Use TCP instead of UDP.")
+@click.option("-c", "--codebook", default=None, help="Codebook for images (.sym files keep theirs).  [default: cifar10-2x2-k2048]")
+@click.option("--raw", is_flag=True, help="Send the files' bytes as FILE packets instead of symbols.")
+@click.option("--limit", type=int, default=None, help="Send at most this many images.")
+def send(src: str, to: str, rate: float | None, packet_size: int, tcp: bool, codebook: str | None, raw: bool, limit: int | None) -> None:
+    """Stream images (a file, folder, tar, or .sym files) as packets (formats/stream-v1.md)."""
+    from .stream.net import send as run
+
+    click.echo(json.dumps(run(src, to, rate=rate, size=packet_size, tcp=tcp, codebook=codebook, raw=raw, limit=limit)))
+
+
+@main.command()
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--listen", required=True, help="HOST:PORT to listen on.")
+@click.option("--tcp", is_flag=True, help="Accept TCP connections instead of UDP datagrams.")
+@click.option("--classify", default=None, help="Classify each image on arrival with this model (symcodec.models.load).")
+@click.option("--timeout", default=30.0, show_default=True, help="Stop after this many seconds without packets.")
+@click.option("--expect", type=int, default=None, help="Stop after this many images.")
+@click.option("--image-timeout", default=5.0, show_default=True, help="Finish an incomplete image after this many idle seconds.")
+@click.option("-c", "--codebook", default=None, help="Codebook to use instead of looking the stream's id up.")
+def receive(out: str, listen: str, tcp: bool, classify: str | None, timeout: float, expect: int | None, image_timeout: float, codebook: str | None) -> None:
+    """Receive streamed images into OUT/ (PNG + .sym, report.json), concealing lost bands."""
+    from .stream.net import receive as run
+
+    r = run(listen, out, tcp=tcp, timeout=timeout, expect=expect, classify=classify, codebook=codebook, image_timeout=image_timeout)
+    click.echo(json.dumps({k: v for k, v in r.items() if k != "items"}))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,113 @@
+"""Band coding for streaming: symbols -> independently decodable BAND packets, and back with concealment."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..codebook import Codebook
+from ..errors import CodebookError, DecodeError, ImageTooLargeError
+from . import packets as pk
+from .packets import Geometry
+
+MODE_IDS = {"L": 1, "RGB": 3}
+
+
+def _plan_seg(sym: np.ndarray, cb: Codebook, room: int) -> int:
+    """Segment width so that one segment uses about half a packet."""
+    bits = max(cb.model.cross_entropy(sym) / max(sym.size, 1), 1.0)
+    return int(np.clip(room * 8 // (2 * bits), 1, sym.shape[2]))
+
+
+def encode_bands(sym: np.ndarray, cb: Codebook, width: int, height: int, stream: int, image: int,
+                 size: int = pk.DEFAULT_SIZE) -> list[bytes]:
+    """BAND packets (at most `size` bytes each) for symbols (P, gh, gw) of a W x H L or RGB image."""
+    if size < pk.MIN_SIZE or size > 65535:
+        raise ValueError(f"packet size {size} outside {pk.MIN_SIZE}..65535")
+    sym = np.ascontiguousarray(sym, np.int32)
+    mode = {1: 1, 3: 3}.get(sym.shape[0])
+    if sym.ndim != 3 or mode is None:
+        raise ValueError(f"symbols must have shape (1 or 3, gh, gw), got {sym.shape}")
+    room = (size - pk.BAND_HEADER - pk.CRC) // 4 * 4
+    seg = _plan_seg(sym, cb, room)
+    total = cb.model.cross_entropy(sym) / 8
+    while True:
+        geo = Geometry(cb.id[:8], width, height, mode, cb.patch, cb.k, seg)
+        geo.check()
+        if geo.grid != sym.shape[1:]:
+            raise ValueError(f"symbol grid {sym.shape[1:]} does not fit a {width}x{height} image with patch {cb.patch}")
+        flat = sym.ravel()
+        period = geo.nseg * geo.planes
+        n = max(1, int(np.ceil(total / (room * 0.92))))
+        while n <= min(geo.units, 65535):
+            if n > 1 and period % n == 0:
+                n += 1
+                continue
+            order, starts = geo.band_order(n)
+            seq = flat[order]
+            words = [cb.model.encode(seq[starts[i]:starts[i + 1]]) for i in range(n)]
+            worst = max(w.size * 4 for w in words)
+            if worst <= room:
+                return [pk.band_packet(geo, stream, image, i, n, w) for i, w in enumerate(words)]
+            n = max(n + 1, int(np.ceil(n * worst / room)))
+        if seg == 1:
+            raise ImageTooLargeError(f"a {width}x{height} image does not fit in 65535 packets of {size} bytes")
+        seg = max(1, seg // 2)
+
+
+def decode_bands(geo: Geometry, n: int, bands: dict[int, bytes], cb: Codebook) -> tuple[np.ndarray, np.ndarray, int]:
+    """Symbols (P,gh,gw), a received-mask, and the count of bands that failed to decode."""
+    if cb.id[:8] != geo.cb_prefix or cb.k != geo.k or cb.patch != geo.patch:
+        raise CodebookError(f"codebook {cb.name or cb.short_id} does not match the stream (prefix {geo.cb_prefix.hex()})")
+    shape = (geo.planes, *geo.grid)
+    flat = np.zeros(int(np.prod(shape)), np.int32)
+    got = np.zeros(flat.size, bool)
+    order, starts = geo.band_order(n)
+    bad = 0
+    for i, payload in bands.items():
+        idx = order[starts[i]:starts[i + 1]]
+        try:
+            flat[idx] = cb.model.decode(np.frombuffer(payload, "<u4"), idx.size)
+        except DecodeError:
+            bad += 1
+            continue
+        got[idx] = True
+    return flat.reshape(shape), got.reshape(shape), bad
+
+
+def _nearest_sym(vecs: np.ndarray, cb: Codebook) -> np.ndarray:
+    return cb.searcher.nearest(np.ascontiguousarray(vecs, np.float32))
+
+
+def conceal(sym: np.ndarray, mask: np.ndarray, cb: Codebook) -> np.ndarray:
+    """Fill symbols where mask is False from received neighbours above/below, other planes, or the mode."""
+    out = sym.copy()
+    if mask.all():
+        return out
+    p, gh, gw = sym.shape
+    rows = np.arange(gh)[None, :, None]
+    above = np.maximum.accumulate(np.where(mask, rows, -1), axis=1)
+    below = np.flip(np.minimum.accumulate(np.flip(np.where(mask, rows, gh), axis=1), axis=1), axis=1)
+    c, r, x = np.nonzero(~mask)
+    a, b = above[c, r, x], below[c, r, x]
+    has_a, has_b = a >= 0, b < gh
+    cent = cb.centroids
+    both = has_a & has_b
+    if both.any():
+        va = cent[sym[c[both], a[both], x[both]]]
+        vb = cent[sym[c[both], b[both], x[both]]]
+        out[c[both], r[both], x[both]] = _nearest_sym((va + vb) / 2, cb)
+    one_a = has_a & ~has_b
+    out[c[one_a], r[one_a], x[one_a]] = sym[c[one_a], a[one_a], x[one_a]]
+    one_b = has_b & ~has_a
+    out[c[one_b], r[one_b], x[one_b]] = sym[c[one_b], b[one_b], x[one_b]]
+    none = ~(has_a | has_b)
+    if none.any():
+        cn, rn, xn = c[none], r[none], x[none]
+        other = mask[:, rn, xn]  # (P, m): which planes have this place
+        fill = np.full(cn.size, int(np.argmax(cb.counts)), np.int32)
+        some = other.any(axis=0)
+        if some.any():
+            vecs = cent[sym[:, rn[some], xn[some]]]  # (P, m', d)
+            w = other[:, some, None].astype(np.float32)
+            fill[some] = _nearest_sym((vecs * w).sum(0) / w.sum(0), cb)
+        out[cn, rn, xn] = fill
+    return out

@@ -1,0 +1,189 @@
+"""Sender and receiver loops over UDP (one packet per datagram) and TCP (packets back to back), 127.0.0.1 or LAN."""
+from __future__ import annotations
+
+import io
+import os
+import secrets
+import selectors
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from .. import registry
+from ..codebook import Codebook
+from ..errors import FormatError, SymcodecError
+from . import bands
+from . import packets as pk
+from .receiver import Receiver
+
+
+def parse_address(spec: str) -> tuple[str, int]:
+    """'HOST:PORT' -> (host, port)."""
+    host, sep, port = spec.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise FormatError(f"address {spec!r} is not HOST:PORT")
+    return host or "127.0.0.1", int(port)
+
+
+def iter_items(src: str | os.PathLike[str]) -> Iterator[tuple[str, bytes | None, np.ndarray | None]]:
+    """(key, file bytes, pixels) for an image file, a .sym file, a folder or a tar of them."""
+    from ..sources import iter_samples
+
+    p = Path(src)
+    if p.is_file() and not p.name.endswith((".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")) and "idx3" not in p.name:
+        yield p.name, p.read_bytes(), None
+        return
+    for s in iter_samples(p):
+        yield s.key, s.data, s.pixels
+
+
+def _symbols(data: bytes | None, pixels: np.ndarray | None, cb: Codebook) -> tuple[np.ndarray, Codebook, int, int]:
+    """Symbols (P,gh,gw), their codebook, W and H; a .sym file is sent without re-quantising; alpha is dropped."""
+    from .. import codec
+    from ..container import SIGNATURE
+
+    if data is not None and data.startswith(SIGNATURE):
+        f = codec.read(data)
+        fcb = codec.codebook_for(f)
+        sym = codec.decode_symbols(f, fcb)
+        return sym, fcb, f.header.width, f.header.height
+    if pixels is None:
+        from ..files import open_image
+
+        im = open_image(io.BytesIO(data or b""))
+        pixels = np.asarray(im.convert("RGB") if im.mode not in ("L", "RGB", "LA", "RGBA") else im)
+    a = pixels if pixels.ndim == 3 else pixels[:, :, None]
+    a = a[:, :, :1] if a.shape[2] in (1, 2) else a[:, :, :3]
+    return codec.quantize(np.ascontiguousarray(a), cb), cb, a.shape[1], a.shape[0]
+
+
+def item_packets(data: bytes | None, pixels: np.ndarray | None, cb: Codebook, stream: int, image: int,
+                 size: int = pk.DEFAULT_SIZE, raw: bool = False) -> list[bytes]:
+    """Packets for one item: BAND packets of its symbols, or (raw) FILE packets of its bytes."""
+    if raw:
+        if data is None:
+            raise FormatError("--raw needs files, not decoded arrays (MNIST idx)")
+        return pk.file_packets(data, stream, image, size)
+    sym, scb, w, h = _symbols(data, pixels, cb)
+    return bands.encode_bands(sym, scb, w, h, stream, image, size)
+
+
+def send(src: str | os.PathLike[str], to: str, rate: float | None = None, size: int = pk.DEFAULT_SIZE,
+         tcp: bool = False, codebook: str | None = None, raw: bool = False, limit: int | None = None,
+         progress: bool = True) -> dict[str, Any]:
+    """Packetise every image of `src` and send it, paced to `rate` bit/s (None: as fast as possible)."""
+    from tqdm import tqdm
+
+    host, port = parse_address(to)
+    cb = registry.get(codebook)
+    stream = secrets.randbelow(65536)
+    stats: dict[str, Any] = dict(stream=f"{stream:04x}", images=0, packets=0, bytes=0, failed=0)
+    sock = socket.create_connection((host, port), timeout=10) if tcp else socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    t0 = time.monotonic()
+    airtime = 0.0
+    try:
+        for key, data, pixels in tqdm(iter_items(src), desc="send", unit="img", disable=not progress, file=sys.stderr):
+            if limit is not None and stats["images"] >= limit:
+                break
+            try:
+                pkts = item_packets(data, pixels, cb, stream, stats["images"], size, raw)
+            except SymcodecError as exc:
+                stats["failed"] += 1
+                print(f"skipped {key}: {exc}", file=sys.stderr)
+                continue
+            for p in pkts:
+                if rate:
+                    airtime += 8 * len(p) / rate
+                    delay = t0 + airtime - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                if tcp:
+                    sock.sendall(p)
+                else:
+                    sock.sendto(p, (host, port))
+                stats["packets"] += 1
+                stats["bytes"] += len(p)
+            stats["images"] += 1
+    finally:
+        sock.close()
+    stats["seconds"] = round(time.monotonic() - t0, 3)
+    return stats
+
+
+def receive(listen: str, out: str | os.PathLike[str], tcp: bool = False, timeout: float = 30.0,
+            expect: int | None = None, classify: Any = None, codebook: str | None = None,
+            image_timeout: float = 5.0, status: bool = True) -> dict[str, Any]:
+    """Receive until `expect` images are done or nothing arrives for `timeout` s; write images and report.json."""
+    host, port = parse_address(listen)
+    if isinstance(classify, str):
+        import torch
+
+        from ..models import load
+
+        torch.set_num_threads(1)
+        classify = load(classify)
+    rx = Receiver(out, codebook=codebook, classify=classify, image_timeout=image_timeout)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    sel = selectors.DefaultSelector()
+    lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM)
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind((host, port))
+    if tcp:
+        lsock.listen(8)
+    lsock.setblocking(False)
+    sel.register(lsock, selectors.EVENT_READ, None)
+    last = time.monotonic()
+    live = status and sys.stderr.isatty()
+    counts = dict(connections=0, stream_bytes_skipped=0)
+    try:
+        while True:
+            now = time.monotonic()
+            if expect is not None and len(rx.done) >= expect or now - last > timeout:
+                break
+            for skey, _ in sel.select(timeout=0.1):
+                sock, deframer = skey.fileobj, skey.data
+                if sock is lsock and tcp:
+                    conn, _ = lsock.accept()
+                    conn.setblocking(False)
+                    sel.register(conn, selectors.EVENT_READ, pk.Deframer())
+                    counts["connections"] += 1
+                elif sock is lsock:
+                    data = lsock.recv(65535)
+                    last = time.monotonic()
+                    rx.feed(data, last)
+                else:
+                    try:
+                        data = sock.recv(65536)
+                    except OSError:
+                        data = b""
+                    if not data:  # sender gone (maybe mid-image): its pending images finish by timeout
+                        sel.unregister(sock)
+                        sock.close()
+                        counts["stream_bytes_skipped"] += deframer.skipped + len(deframer.buf)
+                        continue
+                    last = time.monotonic()
+                    rx.counts["bytes"] += len(data)
+                    for p in deframer.feed(data):
+                        rx.counts["packets"] += 1
+                        rx.add(p, last)
+                    rx.counts["invalid"] += deframer.rejected
+                    deframer.rejected = 0
+            rx.poll(time.monotonic())
+            if live:
+                print("\r" + rx.status(), end="", file=sys.stderr, flush=True)
+    finally:
+        for skey in list(sel.get_map().values()):
+            if skey.data is not None:
+                counts["stream_bytes_skipped"] += skey.data.skipped + len(skey.data.buf)
+            skey.fileobj.close()  # type: ignore[union-attr]
+        sel.close()
+    rx.close()
+    if live:
+        print("\r" + rx.status(), file=sys.stderr)
+    rx.counts.update(counts)
+    rx.save_report(Path(out) / "report.json")
+    return rx.report()

@@ -1,0 +1,260 @@
+"""Reassembly of streamed images: duplicates, reordering, timeouts, concealment, atomic output, classification."""
+from __future__ import annotations
+
+import io
+import json
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import registry
+from ..codebook import Codebook, atomic_write
+from ..errors import CodebookError, SymcodecError
+from . import bands
+from . import packets as pk
+
+MAX_PENDING = 256
+KEEP_FINISHED = 4096
+
+
+def _signature(p: pk.Packet) -> tuple[int, int, bytes]:
+    """What every packet of one image must share: type, count, descriptor (FILE: the file size)."""
+    return p.type, p.count, p.desc if p.type == pk.BAND else p.desc[:4]
+
+
+@dataclass
+class _Image:
+    first: pk.Packet
+    parts: dict[int, bytes] = field(default_factory=dict)
+    first_seen: float = 0.0
+    last_seen: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        return len(self.parts) == self.first.count
+
+
+@dataclass
+class Delivered:
+    """One image (or file) the receiver finished: what arrived and what it wrote."""
+
+    name: str
+    type: int
+    packets: int
+    received: int
+    symbols: int = 0
+    symbols_received: int = 0
+    bad_bands: int = 0
+    ok: bool = False  # an output was produced (for FILE: the whole file arrived)
+    path: str | None = None
+    pixels: np.ndarray | None = field(default=None, repr=False)
+    symbols_array: np.ndarray | None = field(default=None, repr=False)
+    pred: int | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able summary (no arrays)."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("pixels", "symbols_array")}
+
+
+class Receiver:
+    """Feed it packets (bytes); it finishes images when complete, superseded, idle too long, or at close()."""
+
+    def __init__(self, out: str | Path | None = None, codebook: Codebook | str | None = None, classify: Any = None,
+                 image_timeout: float = 10.0, keep_pixels: bool = False) -> None:
+        self.out = Path(out) if out is not None else None
+        self.codebook = registry.get(codebook) if codebook is not None else None
+        self.classify = classify
+        self.image_timeout = image_timeout
+        self.keep_pixels = keep_pixels
+        self.pending: OrderedDict[tuple[int, int], _Image] = OrderedDict()
+        self.finished: OrderedDict[tuple[int, int], None] = OrderedDict()
+        self.done: list[Delivered] = []
+        self.counts = dict(packets=0, bytes=0, accepted=0, invalid=0, duplicate=0, conflicting=0, late=0)
+        self._cbs: dict[bytes, Codebook] = {}
+
+    # -- input ----------------------------------------------------------------------------
+    def feed(self, data: bytes, now: float = 0.0) -> pk.Packet | None:
+        """One datagram; invalid ones (bad CRC, garbage, truncated) are counted and dropped."""
+        self.counts["packets"] += 1
+        self.counts["bytes"] += len(data)
+        try:
+            p = pk.parse(data)
+        except SymcodecError:
+            self.counts["invalid"] += 1
+            return None
+        self.add(p, now)
+        return p
+
+    def add(self, p: pk.Packet, now: float = 0.0) -> None:
+        """One already-validated packet."""
+        if p.key in self.finished:
+            self.counts["late"] += 1
+            return
+        img = self.pending.get(p.key)
+        if img is None:
+            img = self.pending[p.key] = _Image(p, first_seen=now)
+            self._supersede(p, now)
+        elif _signature(p) != _signature(img.first):
+            self.counts["conflicting"] += 1
+            return
+        if p.index in img.parts:
+            self.counts["duplicate"] += 1
+            return
+        if p.type == pk.FILE and p.file_fields()[1] in self._offsets(img):
+            self.counts["conflicting"] += 1
+            return
+        self.counts["accepted"] += 1
+        img.parts[p.index] = p.payload if p.type == pk.BAND else p.desc[4:8] + p.payload
+        img.last_seen = now
+        if img.complete:
+            self._finish(p.key)
+        while len(self.pending) > MAX_PENDING:
+            self._finish(next(iter(self.pending)))
+
+    @staticmethod
+    def _offsets(img: _Image) -> set[int]:
+        return {int.from_bytes(v[:4], "little") for v in img.parts.values()} if img.first.type == pk.FILE else set()
+
+    def _supersede(self, p: pk.Packet, now: float) -> None:
+        """A stream has moved at least two images on: its older pending images will get no more packets."""
+        for key in [k for k in self.pending if k[0] == p.stream and 2 <= (p.image - k[1]) % 65536 < 32768]:
+            self._finish(key)
+
+    def poll(self, now: float) -> None:
+        """Finish images that have been idle longer than the image timeout."""
+        for key in [k for k, v in self.pending.items() if now - v.last_seen > self.image_timeout]:
+            self._finish(key)
+
+    def close(self) -> list[Delivered]:
+        """Finish everything still pending; return all delivered records."""
+        for key in list(self.pending):
+            self._finish(key)
+        return self.done
+
+    # -- output ---------------------------------------------------------------------------
+    def _codebook(self, prefix: bytes) -> Codebook:
+        if self.codebook is not None:
+            if self.codebook.id[:8] != prefix:
+                raise CodebookError(f"stream needs codebook {prefix.hex()}, not {self.codebook.short_id}")
+            return self.codebook
+        if prefix not in self._cbs:
+            self._cbs[prefix] = registry.get(prefix.hex())
+        return self._cbs[prefix]
+
+    def _finish(self, key: tuple[int, int]) -> None:
+        img = self.pending.pop(key)
+        self.finished[key] = None
+        while len(self.finished) > KEEP_FINISHED:
+            self.finished.popitem(last=False)
+        name = f"{key[0]:04x}-{key[1]:05d}"
+        rec = Delivered(name, img.first.type, img.first.count, len(img.parts))
+        try:
+            if img.first.type == pk.BAND:
+                self._finish_band(img, rec)
+            else:
+                self._finish_file(img, rec)
+        except SymcodecError as exc:
+            rec.error = f"{type(exc).__name__}: {exc}"
+        if not self.keep_pixels:
+            rec.pixels = rec.symbols_array = None
+        self.done.append(rec)
+
+    def _finish_band(self, img: _Image, rec: Delivered) -> None:
+        geo = img.first.geometry()
+        cb = self._codebook(geo.cb_prefix)
+        sym, mask, rec.bad_bands = bands.decode_bands(geo, img.first.count, img.parts, cb)
+        rec.symbols, rec.symbols_received = int(mask.size), int(mask.sum())
+        if not mask.any():
+            return
+        sym = bands.conceal(sym, mask, cb)
+        from ..codec import reconstruct
+
+        px = reconstruct(sym, cb, shape=(geo.height, geo.width, geo.planes))
+        px = px[:, :, 0] if geo.planes == 1 else px
+        rec.ok, rec.pixels, rec.symbols_array = True, px, sym
+        if self.out is not None:
+            rec.path = str(self._write(rec.name, px, sym, cb, geo, rec))
+        self._classify(rec)
+
+    def _finish_file(self, img: _Image, rec: Delivered) -> None:
+        size = img.first.file_fields()[0]
+        parts = sorted((int.from_bytes(v[:4], "little"), v[4:]) for v in img.parts.values())
+        data = b"".join(v for _, v in parts)
+        pos = [o for o, _ in parts]
+        ends = list(np.cumsum([len(v) for _, v in parts]))
+        if not (img.complete and len(data) == size and pos == [0, *ends[:-1]]):
+            return
+        rec.ok = True
+        ext = ".jpg" if data[:2] == b"\xff\xd8" else ".png" if data[:4] == b"\x89PNG" else ".sym" if data[:4] == b"\x89SYM" else ".bin"
+        if self.out is not None:
+            path = self.out / (rec.name + ext)
+            atomic_write(path, data)
+            rec.path = str(path)
+        try:
+            from PIL import Image
+
+            with Image.open(io.BytesIO(data)) as im:
+                rec.pixels = np.asarray(im.convert("RGB") if im.mode not in ("L", "RGB") else im)
+        except Exception:  # noqa: BLE001 - not an image Pillow reads: delivered as a plain file
+            return
+        self._classify(rec)
+
+    def _write(self, name: str, px: np.ndarray, sym: np.ndarray, cb: Codebook, geo: pk.Geometry, rec: Delivered) -> Path:
+        from PIL import Image
+
+        from ..container import Header, SymFile
+
+        assert self.out is not None
+        buf = io.BytesIO()
+        Image.fromarray(px).save(buf, format="PNG")
+        atomic_write(self.out / f"{name}.png", buf.getvalue())
+        mode = "L" if geo.planes == 1 else "RGB"
+        hdr = Header(geo.width, geo.height, mode, cb.patch, cb.colour, cb.model.model_id, cb.k, cb.id, geo.planes,
+                     int(sym[0].size))
+        f = SymFile(hdr, words=[cb.model.encode(sym[c]) for c in range(geo.planes)])
+        f.text = {"stream-symbols-missing": str(rec.symbols - rec.symbols_received)}
+        atomic_write(self.out / f"{name}.sym", f.to_bytes())
+        return self.out / f"{name}.png"
+
+    def _classify(self, rec: Delivered) -> None:
+        if self.classify is None or rec.pixels is None:
+            return
+        import torch
+
+        x = torch.from_numpy(np.ascontiguousarray(rec.pixels)).float().div(255)
+        x = x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]
+        try:
+            with torch.no_grad():
+                rec.pred = int(self.classify(x).argmax(1).item())
+        except RuntimeError as exc:  # e.g. the model does not take this image size
+            rec.error = f"classifier: {str(exc).splitlines()[0]}"
+
+    # -- summary --------------------------------------------------------------------------
+    def report(self) -> dict[str, Any]:
+        """Totals and per-image records."""
+        d = self.done
+        sym = sum(r.symbols for r in d)
+        return {
+            **self.counts,
+            "images": len(d),
+            "images_ok": sum(r.ok for r in d),
+            "images_complete": sum(r.received == r.packets for r in d),
+            "packets_missing": sum(r.packets - r.received for r in d),
+            "symbols": sym,
+            "symbols_received": sum(r.symbols_received for r in d),
+            "items": [r.as_dict() for r in d],
+        }
+
+    def status(self) -> str:
+        """A one-line live status."""
+        c = self.counts
+        return (f"images {len(self.done)} (+{len(self.pending)} pending) | packets {c['accepted']} ok, "
+                f"{c['invalid']} bad, {c['duplicate']} dup | missing {sum(r.packets - r.received for r in self.done)}")
+
+    def save_report(self, path: str | Path) -> None:
+        """Write the report as JSON, atomically."""
+        atomic_write(Path(path), json.dumps(self.report(), indent=2).encode())
