@@ -13,7 +13,6 @@ from .codebook import Codebook
 from .container import Header, SymFile
 from .errors import CodebookError, FormatError, ModeConversionWarning, UnsupportedModeError
 
-CodebookLike = "Codebook | str | os.PathLike[str] | None"
 _CONVERT = {"P": None, "1": "L", "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB", "PA": "RGBA"}
 _REFUSE = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 
@@ -141,8 +140,8 @@ def encode(
     planes = container.PLANES[mode]
     sym = quantize(a[:, :, :planes], cb, threads=threads)
     gh, gw = sym.shape[1:]
-    hdr = Header(w, h, mode, cb.patch, cb.colour, cb.model.model_id, cb.k, cb.id, planes, gh * gw)
-    f = SymFile(hdr, words=[cb.model.encode(sym[c]) for c in range(planes)])
+    hdr = Header(w, h, mode, cb.patch, cb.colour, cb.model.model_id, cb.k, cb.id, planes * gh * gw)
+    f = SymFile(hdr, payload=cb.model.encode(sym))
     if planes < a.shape[2]:
         f.alpha = zlib.compress(np.ascontiguousarray(a[:, :, planes]).tobytes(), 9)
     if embed_codebook:
@@ -182,7 +181,7 @@ def decode_symbols(f: SymFile, cb: Codebook) -> np.ndarray:
         msg = f"entropy model {hdr.model_id} is not supported by this codebook/reader"
         raise FormatError(msg)
     gh, gw = hdr.grid
-    return np.stack([cb.model.decode(wd, hdr.symbols_per_plane) for wd in f.words]).reshape(hdr.planes, gh, gw)
+    return cb.model.decode(f.payload or b"", hdr.symbols).reshape(hdr.planes, gh, gw)
 
 
 def decode(data: bytes | BinaryIO | str | os.PathLike[str], codebook: Codebook | str | None = None) -> np.ndarray:

@@ -19,8 +19,7 @@ MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 MODE_IDS = {v: k for k, v in MODES.items()}
 PLANES = {"L": 1, "LA": 1, "RGB": 3, "RGBA": 3}
 KNOWN = frozenset({b"HEAD", b"cbok", b"iccp", b"exif", b"xmpd", b"text", b"SDAT", b"ALPH"})
-_HEAD = struct.Struct("<IIBBBBI32sII")
-_SDAT = struct.Struct("<B3xI")
+_HEAD = struct.Struct("<IIBBBBI32sI")
 
 
 @dataclass(frozen=True)
@@ -35,15 +34,25 @@ class Header:
     model_id: int
     k: int
     codebook_id: bytes
-    planes: int
-    symbols_per_plane: int
+    symbols: int
 
     def pack(self) -> bytes:
         """Serialise as a HEAD payload."""
         return _HEAD.pack(
             self.width, self.height, MODE_IDS[self.mode], self.patch, self.colour, self.model_id,
-            self.k, self.codebook_id, self.planes, self.symbols_per_plane,
+            self.k, self.codebook_id, self.symbols,
         )
+
+    @property
+    def planes(self) -> int:
+        """Coded planes: 1 for L/LA, 3 for RGB/RGBA."""
+        return PLANES[self.mode]
+
+    @property
+    def symbols_per_plane(self) -> int:
+        """Patches per plane."""
+        gh, gw = self.grid
+        return gh * gw
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -57,7 +66,7 @@ class Header:
         if len(data) != _HEAD.size:
             msg = f"corrupt .sym: HEAD is {len(data)} bytes, expected {_HEAD.size}"
             raise FormatError(msg)
-        w, h, mode, p, colour, model, k, cid, planes, spp = _HEAD.unpack(data)
+        w, h, mode, p, colour, model, k, cid, n_sym = _HEAD.unpack(data)
         if mode not in MODES:
             msg = f"corrupt .sym: unknown mode {mode}"
             raise FormatError(msg)
@@ -71,10 +80,9 @@ class Header:
         if p not in (2, 4, 8) or colour != 0 or not 2 <= k <= 65536:
             msg = f"corrupt .sym: unsupported geometry (patch {p}, colour {colour}, K {k})"
             raise FormatError(msg)
-        hdr = cls(w, h, MODES[mode], p, colour, model, k, cid, planes, spp)
-        gh, gw = hdr.grid
-        if planes != PLANES[hdr.mode] or spp != gh * gw:
-            msg = "corrupt .sym: plane or symbol counts do not match the dimensions"
+        hdr = cls(w, h, MODES[mode], p, colour, model, k, cid, n_sym)
+        if n_sym != hdr.planes * hdr.symbols_per_plane:
+            msg = "corrupt .sym: symbol count does not match the dimensions"
             raise FormatError(msg)
         return hdr
 
@@ -84,7 +92,7 @@ class SymFile:
     """Everything in a `.sym` file, still entropy-coded."""
 
     header: Header
-    words: list[np.ndarray] = field(default_factory=list)
+    payload: bytes | None = None
     alpha: bytes | None = None
     codebook: bytes | None = None
     icc_profile: bytes | None = None
@@ -105,9 +113,8 @@ class SymFile:
                 out.append((ctype, bytes(val)))
         for key, val in self.text.items():
             out.append((b"text", key.encode("utf-8") + b"\0" + str(val).encode("utf-8")))
-        n = self.header.symbols_per_plane
-        for c, w in enumerate(self.words):
-            out.append((b"SDAT", _SDAT.pack(c, n) + np.ascontiguousarray(w, dtype="<u4").tobytes()))
+        if self.payload is not None:
+            out.append((b"SDAT", self.payload))
         if self.alpha is not None:
             out.append((b"ALPH", self.alpha))
         return chunks.pack_file(SIGNATURE, MAJOR, MINOR, out)
@@ -154,16 +161,12 @@ def read(data: bytes | BinaryIO, header_only: bool = False, max_pixels: int | No
         if t == b"SDAT":
             if header_only:
                 return sym
-            if len(ch.data) < _SDAT.size or (len(ch.data) - _SDAT.size) % 4:
-                msg = "corrupt .sym: bad SDAT length"
+            if sym.payload is not None or len(ch.data) % 4:
+                msg = "corrupt .sym: second SDAT chunk or bad SDAT length"
                 raise FormatError(msg)
-            plane, n = _SDAT.unpack_from(ch.data)
-            if plane != len(sym.words) or plane >= hdr.planes or n != hdr.symbols_per_plane:
-                msg = f"corrupt .sym: unexpected SDAT for plane {plane} with {n} symbols"
-                raise FormatError(msg)
-            sym.words.append(np.frombuffer(ch.data, dtype="<u4", offset=_SDAT.size))
+            sym.payload = ch.data
         elif t == b"ALPH":
-            if hdr.mode not in ("LA", "RGBA") or sym.alpha is not None or len(sym.words) != hdr.planes:
+            if hdr.mode not in ("LA", "RGBA") or sym.alpha is not None or sym.payload is None:
                 msg = "corrupt .sym: unexpected ALPH chunk"
                 raise FormatError(msg)
             sym.alpha = ch.data
@@ -183,8 +186,8 @@ def read(data: bytes | BinaryIO, header_only: bool = False, max_pixels: int | No
             sym.text[key.decode("utf-8", "replace")] = val.decode("utf-8", "replace")
     if header_only:
         return sym
-    if len(sym.words) != hdr.planes:
-        msg = f"corrupt .sym: {len(sym.words)} of {hdr.planes} planes present"
+    if sym.payload is None:
+        msg = "corrupt .sym: no SDAT chunk"
         raise FormatError(msg)
     if hdr.mode in ("LA", "RGBA") and sym.alpha is None:
         msg = "corrupt .sym: alpha plane missing"

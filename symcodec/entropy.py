@@ -1,17 +1,16 @@
-"""Entropy coding of symbol planes with constriction's range coder (formats/sym-v1.md, section 5)."""
+"""Entropy models for symbol planes (formats/sym-v1.md, section 5)."""
 from __future__ import annotations
 
 import numpy as np
 
-import constriction
-
 from .errors import DecodeError
+from .rans import M, RansTable
 
-STATIC = 1  # entropy model id 1: one static categorical table (the codebook's CNTS chunk)
+STATIC = 1  # entropy model id 1: one static table (the codebook's CNTS chunk), rANS-coded
 
 
 class StaticModel:
-    """A fixed categorical distribution over K symbols, built from integer counts."""
+    """A fixed categorical distribution over K symbols, quantised from integer counts to 16-bit frequencies."""
 
     model_id = STATIC
 
@@ -21,32 +20,26 @@ class StaticModel:
             msg = "symbol counts must be a 1-D table of at least 2 entries, each >= 1"
             raise ValueError(msg)
         self.k = int(counts.size)
-        # float64 p = counts / sum: the exact input the spec fixes for constriction 0.5
-        self.probs = counts.astype(np.float64) / float(counts.sum(dtype=np.float64))
-        self._model = constriction.stream.model.Categorical(self.probs, perfect=False)
+        self._rans = RansTable(counts)
+        self.freq = self._rans.freq
+        self.probs = self.freq.astype(np.float64) / M  # the model the coder really uses
 
     def cross_entropy(self, symbols: np.ndarray) -> float:
         """Ideal code length of `symbols` under this model, in bits."""
         return float(-np.log2(self.probs[np.asarray(symbols).ravel()]).sum())
 
-    def encode(self, symbols: np.ndarray) -> np.ndarray:
-        """Range-code a flat int32 symbol array into uint32 words."""
-        enc = constriction.stream.queue.RangeEncoder()
-        sym = np.ascontiguousarray(symbols, dtype=np.int32).ravel()
-        if sym.size:
-            enc.encode(sym, self._model)
-        return enc.get_compressed()
+    def encode(self, symbols: np.ndarray) -> bytes:
+        """rANS-code a flat array of symbols (each < K) into bytes."""
+        sym = np.asarray(symbols)
+        if sym.size and (sym.min() < 0 or sym.max() >= self.k):
+            msg = f"symbols outside 0..{self.k - 1}"
+            raise ValueError(msg)
+        return self._rans.encode(sym)
 
-    def decode(self, words: np.ndarray, n: int) -> np.ndarray:
-        """Decode exactly `n` symbols from uint32 words."""
-        if n == 0:
-            return np.zeros(0, np.int32)
-        try:
-            dec = constriction.stream.queue.RangeDecoder(np.ascontiguousarray(words, dtype=np.uint32))
-            out = dec.decode(self._model, n)
-        except BaseException as exc:  # constriction raises AssertionError or a pyo3 PanicException
-            if isinstance(exc, (KeyboardInterrupt, SystemExit, MemoryError)):
-                raise
-            msg = f"corrupt symbol stream ({type(exc).__name__})"
-            raise DecodeError(msg) from None
-        return np.asarray(out, dtype=np.int32)
+    def decode(self, data: bytes | memoryview | np.ndarray, n: int) -> np.ndarray:
+        """Decode exactly `n` symbols; a stream of the wrong length or final state raises DecodeError."""
+        out = self._rans.decode(data, n)
+        if out is None:
+            msg = f"corrupt symbol stream: it does not decode to exactly {n} symbols"
+            raise DecodeError(msg)
+        return out.astype(np.int32, copy=False)

@@ -62,7 +62,7 @@ def describe(src: str | os.PathLike[str]) -> dict[str, Any]:
     size = os.path.getsize(src)
     f = codec.read(src)
     h = f.header
-    payload = sum(int(w.nbytes) for w in f.words)
+    payload = len(f.payload or b"")
     cb_name = None
     try:
         cb = codec.codebook_for(f)

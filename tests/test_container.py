@@ -20,7 +20,7 @@ def test_signature_and_header(small_sym):
     assert small_sym[:8] == b"\x89SYM\r\n\x1a\n" and small_sym[8:10] == b"\x01\x00"
     f = symcodec.read(small_sym)
     h = f.header
-    assert (h.width, h.height, h.mode, h.patch, h.k, h.planes, h.symbols_per_plane) == (32, 32, "RGB", 2, 256, 3, 256)
+    assert (h.width, h.height, h.mode, h.patch, h.k, h.planes, h.symbols_per_plane, h.symbols) == (32, 32, "RGB", 2, 256, 3, 256, 768)
     assert h.codebook_id == registry.get("cifar10-2x2-k256").id
     assert f.text == {"k": "v"}
 
@@ -82,13 +82,14 @@ def test_newer_major_version_refused(small_sym):
 def _with_head(data: bytes, **fields) -> bytes:
     f = symcodec.read(data)
     h = f.header
-    vals = {**h.__dict__, **fields}
+    vals = {k: getattr(h, k) for k in ("width", "height", "mode", "patch", "colour", "model_id", "k", "codebook_id", "symbols")}
+    vals.update(fields)
     f.header = container.Header(**vals)
     return f.to_bytes()
 
 
 def test_pixel_cap_checked_from_header_before_allocation(small_sym, monkeypatch):
-    huge = _with_head(small_sym, width=100_000, height=100_000, symbols_per_plane=50_000 * 50_000)
+    huge = _with_head(small_sym, width=100_000, height=100_000, symbols=3 * 50_000 * 50_000 % 2**32)
     with pytest.raises(errors.ImageTooLargeError):
         symcodec.read(huge, header_only=True)
     monkeypatch.setattr(container, "MAX_PIXELS", 1000)
@@ -106,7 +107,7 @@ def test_unknown_codebook_names_id_folders_and_fix(small_sym):
 
 def test_inconsistent_header_fields_refused(small_sym):
     with pytest.raises(errors.FormatError):
-        symcodec.read(_with_head(small_sym, symbols_per_plane=7))
+        symcodec.read(_with_head(small_sym, symbols=7))
     with pytest.raises(errors.FormatError):
         symcodec.decode(_with_head(small_sym, k=512))
 
