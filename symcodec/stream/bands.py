@@ -11,6 +11,12 @@ from .packets import Geometry
 MODE_IDS = {"L": 1, "RGB": 3}
 
 
+def _code(cb: Codebook, seq: np.ndarray) -> bytes:
+    """One band's symbols coded with the codebook's entropy model, as bytes (a whole number of u32 words)."""
+    out = cb.model.encode(seq)
+    return out if isinstance(out, bytes) else np.ascontiguousarray(out, "<u4").tobytes()
+
+
 def _plan_seg(sym: np.ndarray, cb: Codebook, room: int) -> int:
     """Segment width so that one segment uses about half a packet."""
     bits = max(cb.model.cross_entropy(sym) / max(sym.size, 1), 1.0)
@@ -43,10 +49,10 @@ def encode_bands(sym: np.ndarray, cb: Codebook, width: int, height: int, stream:
                 continue
             order, starts = geo.band_order(n)
             seq = flat[order]
-            words = [cb.model.encode(seq[starts[i]:starts[i + 1]]) for i in range(n)]
-            worst = max(w.size * 4 for w in words)
+            coded = [_code(cb, seq[starts[i]:starts[i + 1]]) for i in range(n)]
+            worst = max(len(c) for c in coded)
             if worst <= room:
-                return [pk.band_packet(geo, stream, image, i, n, w) for i, w in enumerate(words)]
+                return [pk.band_packet(geo, stream, image, i, n, c) for i, c in enumerate(coded)]
             n = max(n + 1, int(np.ceil(n * worst / room)))
         if seg == 1:
             raise ImageTooLargeError(f"a {width}x{height} image does not fit in 65535 packets of {size} bytes")

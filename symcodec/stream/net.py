@@ -161,6 +161,9 @@ def receive(listen: str, out: str | os.PathLike[str], tcp: bool = False, timeout
                     except OSError:
                         data = b""
                     if not data:  # sender gone (maybe mid-image): its pending images finish by timeout
+                        for p in deframer.feed(b"", final=True):
+                            rx.counts["packets"] += 1
+                            rx.add(p, time.monotonic())
                         sel.unregister(sock)
                         sock.close()
                         counts["stream_bytes_skipped"] += deframer.skipped + len(deframer.buf)

@@ -128,9 +128,11 @@ def build(ptype: int, stream: int, image: int, index: int, count: int, desc: byt
     return body + struct.pack("<I", zlib.crc32(body))
 
 
-def band_packet(geo: Geometry, stream: int, image: int, index: int, count: int, words: np.ndarray) -> bytes:
-    """A BAND packet carrying one band's range-coder words."""
-    return build(BAND, stream, image, index, count, geo.pack(), np.ascontiguousarray(words, "<u4").tobytes())
+def band_packet(geo: Geometry, stream: int, image: int, index: int, count: int, coded: bytes) -> bytes:
+    """A BAND packet carrying one band's entropy-coded symbols."""
+    if not coded or len(coded) % 4:
+        raise FormatError("a band's coded symbols must be a positive whole number of 4-byte words")
+    return build(BAND, stream, image, index, count, geo.pack(), coded)
 
 
 def file_packets(data: bytes, stream: int, image: int, size: int = DEFAULT_SIZE) -> list[bytes]:
@@ -188,8 +190,8 @@ class Deframer:
         self.skipped = 0  # bytes dropped while resyncing
         self.rejected = 0  # candidate packets that failed validation
 
-    def feed(self, data: bytes) -> list[Packet]:
-        """Add bytes; return every packet now complete and valid."""
+    def feed(self, data: bytes, final: bool = False) -> list[Packet]:
+        """Add bytes; return every packet now complete and valid (final: the stream ended, rescan the tail)."""
         self.buf += data
         out: list[Packet] = []
         while True:
@@ -203,13 +205,19 @@ class Deframer:
                 self.skipped += i
                 del self.buf[:i]
             if len(self.buf) < 6:
+                if final:
+                    self.skipped += len(self.buf)
+                    self.buf.clear()
                 return out
             length = int.from_bytes(self.buf[4:6], "little")
             if length < _COMMON.size + CRC or length > self.max_size:
                 self._slip()
                 continue
             if len(self.buf) < length:
-                return out
+                if not final:
+                    return out
+                self._slip()
+                continue
             try:
                 out.append(parse(bytes(self.buf[:length])))
             except SymcodecError:

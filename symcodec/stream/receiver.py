@@ -177,7 +177,7 @@ class Receiver:
         px = px[:, :, 0] if geo.planes == 1 else px
         rec.ok, rec.pixels, rec.symbols_array = True, px, sym
         if self.out is not None:
-            rec.path = str(self._write(rec.name, px, sym, cb, geo, rec))
+            rec.path = str(self._write(rec.name, px, cb, rec))
         self._classify(rec)
 
     def _finish_file(self, img: _Image, rec: Delivered) -> None:
@@ -203,21 +203,18 @@ class Receiver:
             return
         self._classify(rec)
 
-    def _write(self, name: str, px: np.ndarray, sym: np.ndarray, cb: Codebook, geo: pk.Geometry, rec: Delivered) -> Path:
+    def _write(self, name: str, px: np.ndarray, cb: Codebook, rec: Delivered) -> Path:
+        """PNG of the (concealed) image, and a .sym re-encoding of it with the same codebook."""
         from PIL import Image
 
-        from ..container import Header, SymFile
+        from ..codec import encode
 
         assert self.out is not None
         buf = io.BytesIO()
         Image.fromarray(px).save(buf, format="PNG")
         atomic_write(self.out / f"{name}.png", buf.getvalue())
-        mode = "L" if geo.planes == 1 else "RGB"
-        hdr = Header(geo.width, geo.height, mode, cb.patch, cb.colour, cb.model.model_id, cb.k, cb.id, geo.planes,
-                     int(sym[0].size))
-        f = SymFile(hdr, words=[cb.model.encode(sym[c]) for c in range(geo.planes)])
-        f.text = {"stream-symbols-missing": str(rec.symbols - rec.symbols_received)}
-        atomic_write(self.out / f"{name}.sym", f.to_bytes())
+        missing = str(rec.symbols - rec.symbols_received)
+        atomic_write(self.out / f"{name}.sym", encode(px, cb, text={"stream-symbols-missing": missing}))
         return self.out / f"{name}.png"
 
     def _classify(self, rec: Delivered) -> None:
