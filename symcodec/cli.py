@@ -155,7 +155,8 @@ def receive(out: str, listen: str, tcp: bool, classify: str | None, timeout: flo
     """Receive streamed images into OUT/ (PNG + .sym, report.json), concealing lost bands."""
     from .stream.net import receive as run
 
-    r = run(listen, out, tcp=tcp, timeout=timeout, expect=expect, classify=classify, codebook=codebook, image_timeout=image_timeout)
+    r = run(listen, out, tcp=tcp, timeout=timeout, expect=expect, classify=classify, codebook=codebook,
+            image_timeout=image_timeout, ready=lambda a: click.echo(f"listening on {a[0]}:{a[1]}", err=True))
     click.echo(json.dumps({k: v for k, v in r.items() if k != "items"}))
 
 

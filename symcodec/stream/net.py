@@ -116,8 +116,11 @@ def send(src: str | os.PathLike[str], to: str, rate: float | None = None, size: 
 
 def receive(listen: str, out: str | os.PathLike[str], tcp: bool = False, timeout: float = 30.0,
             expect: int | None = None, classify: Any = None, codebook: str | None = None,
-            image_timeout: float = 5.0, status: bool = True) -> dict[str, Any]:
-    """Receive until `expect` images are done or nothing arrives for `timeout` s; write images and report.json."""
+            image_timeout: float = 5.0, status: bool = True, ready: Any = None) -> dict[str, Any]:
+    """Receive until `expect` images are done or nothing arrives for `timeout` s; write images and report.json.
+
+    `ready`, if given, is called with the bound (host, port) once packets can arrive (port 0 picks one).
+    """
     host, port = parse_address(listen)
     if isinstance(classify, str):
         import torch
@@ -131,11 +134,17 @@ def receive(listen: str, out: str | os.PathLike[str], tcp: bool = False, timeout
     sel = selectors.DefaultSelector()
     lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM)
     lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    lsock.bind((host, port))
-    if tcp:
-        lsock.listen(8)
+    try:
+        lsock.bind((host, port))
+        if tcp:
+            lsock.listen(8)
+    except OSError:
+        lsock.close()
+        raise
     lsock.setblocking(False)
     sel.register(lsock, selectors.EVENT_READ, None)
+    if ready is not None:
+        ready(lsock.getsockname())
     last = time.monotonic()
     live = status and sys.stderr.isatty()
     counts = dict(connections=0, stream_bytes_skipped=0)

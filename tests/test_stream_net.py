@@ -1,0 +1,138 @@
+"""Streaming over 127.0.0.1: UDP through a lossy relay, TCP with garbage and a sender that disconnects, the CLI."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+import symcodec
+from symcodec.cli import main
+from symcodec.sources import iter_samples
+from symcodec.stream import link, net
+from symcodec.stream import packets as pk
+
+CB = "cifar10-2x2-k256"
+
+
+def _start_receiver(tmp: Path, **kw):
+    """Run net.receive in a thread; return (address, thread, result holder)."""
+    ready = threading.Event()
+    box: dict = {}
+
+    def on_ready(addr):
+        box["addr"] = addr
+        ready.set()
+
+    def run():
+        try:
+            box["report"] = net.receive("127.0.0.1:0", tmp, ready=on_ready, status=False, **kw)
+        except BaseException as exc:  # surfaced in the test thread
+            box["error"] = exc
+            ready.set()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    assert ready.wait(20) and "error" not in box
+    return box["addr"], t, box
+
+
+def _join(t, box):
+    t.join(30)
+    assert not t.is_alive(), "receiver did not stop in time"
+    if "error" in box:
+        raise box["error"]
+    return box["report"]
+
+
+@pytest.fixture(scope="module")
+def jpegs(cifar_test_tar, tmp_path_factory):
+    """A folder of 8 real CIFAR-10 test JPEGs (written from the tar)."""
+    d = tmp_path_factory.mktemp("jpegs")
+    for i, s in zip(range(8), iter_samples(cifar_test_tar)):
+        (d / f"{i:02d}.jpg").write_bytes(s.data)
+    return d
+
+
+def test_udp_through_lossy_relay(jpegs, tmp_path):
+    cb = symcodec.get_codebook(CB)
+    addr, t, box = _start_receiver(tmp_path / "out", timeout=2.0, image_timeout=0.5)
+    lk = link.Link(loss=0.2, corrupt=0.2, duplicate=0.2, reorder=0.1, seed=4)
+    with link.UdpRelay(addr, lk) as relay:
+        st = net.send(jpegs, f"127.0.0.1:{relay.address[1]}", codebook=CB, rate=200_000, progress=False)
+    rep = _join(t, box)
+    assert st["images"] == 8 and rep["accepted"] <= st["packets"]
+    assert rep["invalid"] >= lk.stats["corrupted"] > 0  # every corrupted datagram was refused
+    assert rep["images"] >= 7 and rep["packets_missing"] > 0
+    truth = {f"{i:05d}": symcodec.purify(np.asarray(Image.open(jpegs / f"{i:02d}.jpg")), cb) for i in range(8)}
+    for item in rep["items"]:
+        got = np.asarray(Image.open(item["path"]))
+        ref = truth[item["name"][-5:]]
+        if item["received"] == item["packets"]:
+            np.testing.assert_array_equal(got, ref)
+        else:  # concealed, but still the right picture
+            assert np.abs(got.astype(int) - ref).mean() < 25
+        assert symcodec.decode(item["path"][:-4] + ".sym").shape == (32, 32, 3)
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["images"] == rep["images"]
+
+
+def test_tcp_garbage_and_disconnect_mid_image(cifar_images, tmp_path):
+    cb = symcodec.get_codebook(CB)
+    imgs = [net.item_packets(None, a, cb, 0x0777, i) for i, a in enumerate(cifar_images[:2])]
+    addr, t, box = _start_receiver(tmp_path / "out", tcp=True, timeout=2.0, image_timeout=0.3)
+    rng = np.random.default_rng(1)
+    with socket.create_connection(addr, timeout=5) as s:  # garbage, two whole packets, half a packet, hang up
+        s.sendall(rng.bytes(300) + b"SY\x01\x01\xff\x00" + imgs[0][0] + rng.bytes(7) + imgs[0][1] + imgs[0][2][:50])
+    with socket.create_connection(addr, timeout=5) as s:  # a second sender: whole image 1, then replays
+        s.sendall(b"".join(imgs[1]) + b"".join(imgs[1]) + imgs[0][0][:-1])
+    rep = _join(t, box)
+    items = {it["name"]: it for it in rep["items"]}
+    assert set(items) == {"0777-00000", "0777-00001"} and rep["connections"] == 2
+    assert items["0777-00000"]["received"] == 2 and items["0777-00000"]["ok"]
+    assert items["0777-00001"]["received"] == items["0777-00001"]["packets"]
+    np.testing.assert_array_equal(np.asarray(Image.open(items["0777-00001"]["path"])),
+                                  symcodec.purify(cifar_images[1], cb))
+    assert rep["stream_bytes_skipped"] > 300
+
+
+def test_cli_send_receive(jpegs, tmp_path):
+    out = tmp_path / "rx"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "symcodec.cli", "receive", str(out), "--listen", "127.0.0.1:0", "--expect", "3",
+         "--timeout", "20", "-c", CB], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stderr.readline()
+        assert line.startswith("listening on 127.0.0.1:"), line
+        port = int(line.strip().rsplit(":", 1)[1])
+        r = CliRunner().invoke(main, ["send", str(jpegs), "--to", f"127.0.0.1:{port}", "--limit", "3", "-c", CB,
+                                      "--packet-size", "128"])
+        assert r.exit_code == 0, r.output
+        sent = json.loads(r.stdout.strip().splitlines()[-1])
+        stdout, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    rep = json.loads(stdout.strip().splitlines()[-1])
+    assert proc.returncode == 0 and sent["images"] == rep["images"] == rep["images_complete"] == 3
+    assert sent["packets"] == rep["accepted"] and len(list(out.glob("*.png"))) == 3
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    r = CliRunner().invoke(main, ["send", str(tmp_path), "--to", "nowhere"])
+    assert r.exit_code != 0 and "HOST:PORT" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(main, ["receive", str(tmp_path / "o"), "--listen", "127.0.0.1:0", "--classify", "no-such-model"])
+    assert r.exit_code != 0 and "no-such-model" in r.output and "Traceback" not in r.output
+
+
+def test_relay_is_loopback_only():
+    with pytest.raises(ValueError):
+        link.UdpRelay(("10.0.0.1", 9), link.Link())
+    assert pk.DEFAULT_SIZE == 255
