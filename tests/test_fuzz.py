@@ -46,6 +46,29 @@ def test_mutated_and_truncated_sym_raise_only_symcodec_errors(m):
     _decode_only_symcodec_errors(bytes(b))
 
 
+def _rechunk(data: bytes, which: int, edits, cut: int) -> bytes:
+    from symcodec.chunks import pack_chunk
+
+    pos, chs = 12, []
+    while pos + 12 <= len(data):
+        n = int.from_bytes(data[pos : pos + 4], "little")
+        chs.append((data[pos + 4 : pos + 8], bytearray(data[pos + 8 : pos + 8 + n])))
+        pos += 12 + n
+    t, d = chs[which % len(chs)]
+    for p, v in edits:
+        if d:
+            d[p % len(d)] = v
+    chs[which % len(chs)] = (t, d[: cut % (len(d) + 1)] if cut % 3 == 0 else d)
+    return data[:12] + b"".join(pack_chunk(t, bytes(p)) for t, p in chs)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(range(len(SEEDS))), st.integers(0, 10), st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=4), st.integers(0, 10_000))
+def test_mutated_chunk_payloads_with_valid_crc(which_seed, which_chunk, edits, cut):
+    """CRCs recomputed, so HEAD validation, the rANS stream checks and the alpha plane are reached."""
+    _decode_only_symcodec_errors(_rechunk(SEEDS[which_seed], which_chunk, edits, cut))
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=200))
 def test_random_bytes_after_signature(tail):
