@@ -15,6 +15,7 @@ from .errors import CodebookError, FormatError, ModeConversionWarning, Unsupport
 
 _CONVERT = {"P": None, "1": "L", "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB", "PA": "RGBA"}
 _REFUSE = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+_STRIP_VALUES = 1 << 24  # float32 patch values held at once (64 MiB)
 
 
 def quantize(x: np.ndarray, codebook: Codebook | str | None = None, threads: int = 1) -> np.ndarray:
@@ -24,8 +25,16 @@ def quantize(x: np.ndarray, codebook: Codebook | str | None = None, threads: int
     """
     cb = registry.get(codebook)
     batch, single = patches.as_batch(x)
-    pt = patches.extract(batch, cb.patch)
-    sym = cb.searcher.nearest(pt.reshape(-1, cb.dim), threads=threads).reshape(pt.shape[:4])
+    n, h, w, c = batch.shape
+    p = cb.patch
+    gh, gw = patches.grid(h, w, p)
+    sym = np.empty((n, c, gh, gw), np.int32)
+    # strips of patch rows keep the float32 patch buffer small for large images
+    rows = max(1, _STRIP_VALUES // max(1, n * c * gw * cb.dim))
+    for r0 in range(0, gh, rows):
+        r1 = min(gh, r0 + rows)
+        pt = patches.extract(batch[:, r0 * p : min(h, r1 * p)], p)
+        sym[:, :, r0:r1] = cb.searcher.nearest(pt.reshape(-1, cb.dim), threads=threads).reshape(pt.shape[:4])
     return sym[0] if single else sym
 
 

@@ -138,3 +138,24 @@ def test_import_seed_faiss_codebook(tmp_path):
     assert np.array_equal(cb.centroids, ref)
     x = np.random.default_rng(0).integers(0, 256, (17, 23, 3), dtype=np.uint8)
     assert np.array_equal(symcodec.decode(symcodec.encode(x, cb, embed_codebook=True)), symcodec.purify(x, cb))
+
+
+def test_large_image_is_processed_in_strips(monkeypatch, photo):
+    from symcodec import codec
+
+    cb = registry.get("cifar10-2x2-k256")
+    whole = symcodec.quantize(photo, cb)
+    monkeypatch.setattr(codec, "_STRIP_VALUES", 5000)  # forces many strips, odd remainder rows
+    assert np.array_equal(symcodec.quantize(photo, cb), whole)
+
+
+def test_training_is_reproducible(mnist_test_images):
+    from symcodec.training import train_codebook
+
+    kw = dict(limit_images=300, max_patches=20000, niter=5, progress=False)
+    a = train_codebook([mnist_test_images], 16, seed=1, **kw)
+    b = train_codebook([mnist_test_images], 16, seed=1, **kw)
+    c = train_codebook([mnist_test_images], 16, seed=2, **kw)
+    assert a.id == b.id and a.id != c.id
+    assert a.provenance["patches"] == 20000 and a.provenance["images"] == 300
+    assert a.counts.sum() == 20000 + 16
