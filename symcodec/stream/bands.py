@@ -83,15 +83,52 @@ def _nearest_sym(vecs: np.ndarray, cb: Codebook) -> np.ndarray:
     return cb.searcher.nearest(np.ascontiguousarray(vecs, np.float32))
 
 
+def _neighbours(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every place, the nearest received row at or above (-1 if none) and at or below (gh if none)."""
+    gh = mask.shape[1]
+    rows = np.arange(gh)[None, :, None]
+    above = np.maximum.accumulate(np.where(mask, rows, -1), axis=1)
+    below = np.flip(np.minimum.accumulate(np.flip(np.where(mask, rows, gh), axis=1), axis=1), axis=1)
+    return above, below
+
+
 def conceal(sym: np.ndarray, mask: np.ndarray, cb: Codebook) -> np.ndarray:
+    """Fill symbols where mask is False: vertical interpolation, plus the other planes' detail where they arrived."""
+    first = _conceal_vertical(sym, mask, cb)
+    return first if sym.shape[0] == 1 or mask.all() else _conceal_planes(first, mask, cb)
+
+
+def _conceal_planes(filled: np.ndarray, mask: np.ndarray, cb: Codebook) -> np.ndarray:
+    """Missing patch = its plane's vertical interpolation + the mean deviation of received planes from theirs."""
+    gh = mask.shape[1]
+    above, below = _neighbours(mask)
+    c, r, x = np.nonzero(~mask)
+    a, b = above[c, r, x], below[c, r, x]
+    keep = (a >= 0) | (b < gh)
+    c, r, x, a, b = c[keep], r[keep], x[keep], a[keep], b[keep]
+    a, b = np.where(a >= 0, a, b), np.where(b < gh, b, a)
+    wb = np.where(b > a, (r - a) / np.maximum(b - a, 1), 0.5).astype(np.float32)[None, :, None]
+    vec = cb.centroids[filled]  # (P, gh, gw, d)
+    interp = vec[:, a, x] * (1 - wb) + vec[:, b, x] * wb  # (P, m, d): every plane interpolated at row r
+    w = mask[:, r, x].astype(np.float32)
+    w[c, np.arange(c.size)] = 0
+    ws = w.sum(0)
+    detail = ((vec[:, r, x] - interp) * w[..., None]).sum(0) / np.maximum(ws, 1)[:, None]
+    est = interp[c, np.arange(c.size)] + detail
+    ok = ws > 0
+    out = filled.copy()
+    if ok.any():
+        out[c[ok], r[ok], x[ok]] = _nearest_sym(np.clip(est[ok], 0, 1), cb)
+    return out
+
+
+def _conceal_vertical(sym: np.ndarray, mask: np.ndarray, cb: Codebook) -> np.ndarray:
     """Fill symbols where mask is False from received neighbours above/below, other planes, or the mode."""
     out = sym.copy()
     if mask.all():
         return out
     p, gh, gw = sym.shape
-    rows = np.arange(gh)[None, :, None]
-    above = np.maximum.accumulate(np.where(mask, rows, -1), axis=1)
-    below = np.flip(np.minimum.accumulate(np.flip(np.where(mask, rows, gh), axis=1), axis=1), axis=1)
+    above, below = _neighbours(mask)
     c, r, x = np.nonzero(~mask)
     a, b = above[c, r, x], below[c, r, x]
     has_a, has_b = a >= 0, b < gh
