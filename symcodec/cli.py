@@ -135,11 +135,12 @@ def codebooks(as_json: bool) -> None:
 @click.option("-c", "--codebook", default=None, help="Codebook for images (.sym files keep theirs).  [default: cifar10-2x2-k2048]")
 @click.option("--raw", is_flag=True, help="Send the files' bytes as FILE packets instead of symbols.")
 @click.option("--limit", type=int, default=None, help="Send at most this many images.")
-def send(src: str, to: str, rate: float | None, packet_size: int, tcp: bool, codebook: str | None, raw: bool, limit: int | None) -> None:
+@click.option("--manifest", type=click.Path(dir_okay=False), default=None, help="Write image ids, names and labels here (for receive --labels).")
+def send(src: str, to: str, rate: float | None, packet_size: int, tcp: bool, codebook: str | None, raw: bool, limit: int | None, manifest: str | None) -> None:
     """Stream images (a file, folder, tar, or .sym files) as packets (formats/stream-v1.md)."""
     from .stream.net import send as run
 
-    click.echo(json.dumps(run(src, to, rate=rate, size=packet_size, tcp=tcp, codebook=codebook, raw=raw, limit=limit)))
+    click.echo(json.dumps(run(src, to, rate=rate, size=packet_size, tcp=tcp, codebook=codebook, raw=raw, limit=limit, manifest=manifest)))
 
 
 @main.command()
@@ -151,12 +152,13 @@ def send(src: str, to: str, rate: float | None, packet_size: int, tcp: bool, cod
 @click.option("--expect", type=int, default=None, help="Stop after this many images.")
 @click.option("--image-timeout", default=5.0, show_default=True, help="Finish an incomplete image after this many idle seconds.")
 @click.option("-c", "--codebook", default=None, help="Codebook to use instead of looking the stream's id up.")
-def receive(out: str, listen: str, tcp: bool, classify: str | None, timeout: float, expect: int | None, image_timeout: float, codebook: str | None) -> None:
+@click.option("--labels", type=click.Path(dir_okay=False), default=None, help="A send --manifest file: report accuracy with --classify.")
+def receive(out: str, listen: str, tcp: bool, classify: str | None, timeout: float, expect: int | None, image_timeout: float, codebook: str | None, labels: str | None) -> None:
     """Receive streamed images into OUT/ (PNG + .sym, report.json), concealing lost bands."""
     from .stream.net import receive as run
 
     r = run(listen, out, tcp=tcp, timeout=timeout, expect=expect, classify=classify, codebook=codebook,
-            image_timeout=image_timeout, ready=lambda a: click.echo(f"listening on {a[0]}:{a[1]}", err=True))
+            image_timeout=image_timeout, labels=labels, ready=lambda a: click.echo(f"listening on {a[0]}:{a[1]}", err=True))
     click.echo(json.dumps({k: v for k, v in r.items() if k != "items"}))
 
 

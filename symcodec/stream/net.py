@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import secrets
 import selectors
@@ -14,7 +15,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .. import registry
-from ..codebook import Codebook
+from ..codebook import Codebook, atomic_write
 from ..errors import FormatError, SymcodecError
 from . import bands
 from . import packets as pk
@@ -29,16 +30,16 @@ def parse_address(spec: str) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
-def iter_items(src: str | os.PathLike[str]) -> Iterator[tuple[str, bytes | None, np.ndarray | None]]:
-    """(key, file bytes, pixels) for an image file, a .sym file, a folder or a tar of them."""
+def iter_items(src: str | os.PathLike[str]) -> Iterator[tuple[str, Any, bytes | None, np.ndarray | None]]:
+    """(key, label, file bytes, pixels) for an image file, a .sym file, a folder or a tar of them."""
     from ..sources import iter_samples
 
     p = Path(src)
     if p.is_file() and not p.name.endswith((".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")) and "idx3" not in p.name:
-        yield p.name, p.read_bytes(), None
+        yield p.name, None, p.read_bytes(), None
         return
     for s in iter_samples(p):
-        yield s.key, s.data, s.pixels
+        yield s.key, s.label, s.data, s.pixels
 
 
 def _symbols(data: bytes | None, pixels: np.ndarray | None, cb: Codebook) -> tuple[np.ndarray, Codebook, int, int]:
@@ -74,8 +75,11 @@ def item_packets(data: bytes | None, pixels: np.ndarray | None, cb: Codebook, st
 
 def send(src: str | os.PathLike[str], to: str, rate: float | None = None, size: int = pk.DEFAULT_SIZE,
          tcp: bool = False, codebook: str | None = None, raw: bool = False, limit: int | None = None,
-         progress: bool = True) -> dict[str, Any]:
-    """Packetise every image of `src` and send it, paced to `rate` bit/s (None: as fast as possible)."""
+         progress: bool = True, manifest: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Packetise every image of `src` and send it, paced to `rate` bit/s (None: as fast as possible).
+
+    `manifest`: also write JSON {stream, items: [{image, key, label}]} there, for `receive --labels`.
+    """
     from tqdm import tqdm
 
     host, port = parse_address(to)
@@ -85,8 +89,9 @@ def send(src: str | os.PathLike[str], to: str, rate: float | None = None, size: 
     sock = socket.create_connection((host, port), timeout=10) if tcp else socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     t0 = time.monotonic()
     airtime = 0.0
+    items: list[dict[str, Any]] = []
     try:
-        for key, data, pixels in tqdm(iter_items(src), desc="send", unit="img", disable=not progress, file=sys.stderr):
+        for key, label, data, pixels in tqdm(iter_items(src), desc="send", unit="img", disable=not progress, file=sys.stderr):
             if limit is not None and stats["images"] >= limit:
                 break
             try:
@@ -107,19 +112,24 @@ def send(src: str | os.PathLike[str], to: str, rate: float | None = None, size: 
                     sock.sendto(p, (host, port))
                 stats["packets"] += 1
                 stats["bytes"] += len(p)
+            items.append({"image": stats["images"], "key": key, "label": label})
             stats["images"] += 1
     finally:
         sock.close()
+        if manifest is not None:
+            atomic_write(Path(manifest), json.dumps({"stream": stats["stream"], "items": items}, indent=1).encode())
     stats["seconds"] = round(time.monotonic() - t0, 3)
     return stats
 
 
 def receive(listen: str, out: str | os.PathLike[str], tcp: bool = False, timeout: float = 30.0,
             expect: int | None = None, classify: Any = None, codebook: str | None = None,
-            image_timeout: float = 5.0, status: bool = True, ready: Any = None) -> dict[str, Any]:
+            image_timeout: float = 5.0, status: bool = True, ready: Any = None,
+            labels: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Receive until `expect` images are done or nothing arrives for `timeout` s; write images and report.json.
 
     `ready`, if given, is called with the bound (host, port) once packets can arrive (port 0 picks one).
+    `labels`: a manifest written by `send --manifest`; with `classify`, the report then has the accuracy.
     """
     host, port = parse_address(listen)
     if isinstance(classify, str):
@@ -197,5 +207,7 @@ def receive(listen: str, out: str | os.PathLike[str], tcp: bool = False, timeout
     if live:
         print("\r" + rx.status(), file=sys.stderr)
     rx.counts.update(counts)
+    if labels is not None:
+        rx.set_labels(json.loads(Path(labels).read_text()))
     rx.save_report(Path(out) / "report.json")
     return rx.report()

@@ -75,6 +75,7 @@ class Receiver:
         self.done: list[Delivered] = []
         self.counts = dict(packets=0, bytes=0, accepted=0, invalid=0, duplicate=0, conflicting=0, late=0)
         self._cbs: dict[bytes, Codebook] = {}
+        self.labels: dict[str, int] = {}
 
     # -- input ----------------------------------------------------------------------------
     def feed(self, data: bytes, now: float = 0.0) -> pk.Packet | None:
@@ -231,6 +232,29 @@ class Receiver:
             rec.error = f"classifier: {str(exc).splitlines()[0]}"
 
     # -- summary --------------------------------------------------------------------------
+    def set_labels(self, manifest: dict[str, Any]) -> None:
+        """True classes from a `send --manifest` file: label strings map through the model's class list
+        (meta["classes"]) if it has one, digits map to themselves, else the sorted set of labels is used."""
+        items = manifest.get("items", [])
+        classes = list(getattr(self.classify, "meta", {}).get("classes", []) or [])
+        names = sorted({str(it["label"]) for it in items if it.get("label") is not None})
+        for it in items:
+            lab = it.get("label")
+            if lab is None:
+                continue
+            lab = str(lab)
+            idx = classes.index(lab) if lab in classes else int(lab) if lab.isdigit() else names.index(lab)
+            self.labels[f"{manifest['stream']}-{int(it['image']):05d}"] = idx
+
+    def accuracy(self) -> dict[str, Any] | None:
+        """Top-1 accuracy of the on-arrival predictions against the manifest labels (lost images count as wrong)."""
+        if self.classify is None or not self.labels:
+            return None
+        hits = sum(1 for r in self.done if r.pred is not None and self.labels.get(r.name) == r.pred)
+        seen = sum(1 for r in self.done if r.pred is not None and r.name in self.labels)
+        return {"labelled": len(self.labels), "classified": seen, "correct": hits,
+                "accuracy_classified": hits / seen if seen else None, "accuracy_all": hits / len(self.labels)}
+
     def report(self) -> dict[str, Any]:
         """Totals and per-image records."""
         d = self.done
@@ -243,6 +267,7 @@ class Receiver:
             "packets_missing": sum(r.packets - r.received for r in d),
             "symbols": sym,
             "symbols_received": sum(r.symbols_received for r in d),
+            "accuracy": self.accuracy(),
             "items": [r.as_dict() for r in d],
         }
 
