@@ -136,11 +136,12 @@ def codebooks(as_json: bool) -> None:
 @click.option("--raw", is_flag=True, help="Send the files' bytes as FILE packets instead of symbols.")
 @click.option("--limit", type=int, default=None, help="Send at most this many images.")
 @click.option("--manifest", type=click.Path(dir_okay=False), default=None, help="Write image ids, names and labels here (for receive --labels).")
-def send(src: str, to: str, rate: float | None, packet_size: int, tcp: bool, codebook: str | None, raw: bool, limit: int | None, manifest: str | None) -> None:
+@click.option("--fec", default=0, show_default=True, help="Add one XOR parity packet per this many bands (0: off).")
+def send(src: str, to: str, rate: float | None, packet_size: int, tcp: bool, codebook: str | None, raw: bool, limit: int | None, manifest: str | None, fec: int) -> None:
     """Stream images (a file, folder, tar, or .sym files) as packets (formats/stream-v1.md)."""
     from .stream.net import send as run
 
-    click.echo(json.dumps(run(src, to, rate=rate, size=packet_size, tcp=tcp, codebook=codebook, raw=raw, limit=limit, manifest=manifest)))
+    click.echo(json.dumps(run(src, to, rate=rate, size=packet_size, tcp=tcp, codebook=codebook, raw=raw, limit=limit, manifest=manifest, fec=fec)))
 
 
 @main.command()

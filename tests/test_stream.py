@@ -224,3 +224,32 @@ def test_item_packets_from_sym_file_keeps_its_codebook(cifar_images):
     assert pk.parse(pkts[0]).geometry().cb_prefix == cb2.id[:8]
     _, done = _receive(pkts)
     np.testing.assert_array_equal(done[0].pixels, symcodec.decode(data))
+
+
+def test_parity_restores_one_lost_band_per_group(cifar_images, cb):
+    sym = symcodec.quantize(cifar_images[3], cb)
+    pkts = bands.encode_bands(sym, cb, 32, 32, stream=4, image=0, fec=2)
+    parsed = [pk.parse(p) for p in pkts]
+    nb = parsed[0].count
+    par = [p for p in parsed if p.type == pk.PARITY]
+    assert all(len(p) <= 255 for p in pkts) and len(par) == -(-nb // 2) and len(pkts) == nb + len(par)
+    m = par[0].parity_fields()[0]
+    # lose band 0 and band 1 (different groups when m > 1): both come back exactly
+    lost = {0, 1} if m > 1 else {0}
+    rx, done = _receive([p for p, q in zip(pkts, parsed) if not (q.type == pk.BAND and q.index in lost)])
+    r = done[0]
+    assert r.recovered == len(lost) and r.received == nb - len(lost)
+    np.testing.assert_array_equal(r.symbols_array, sym)
+    assert rx.report()["images_complete"] == 1
+    # lose two bands of one group: parity cannot help, the image is concealed
+    same = [i for i in range(nb) if i % m == 0][:2]
+    _, done = _receive([p for p, q in zip(pkts, parsed) if not (q.type == pk.BAND and q.index in same)])
+    assert done[0].recovered == 0 and done[0].symbols_received < done[0].symbols
+    # parity arriving first describes the image too; a corrupted parity packet is refused
+    bad = bytearray(pkts[nb])  # group 0's parity
+    bad[40] ^= 4
+    with pytest.raises(ChecksumError):
+        pk.parse(bytes(bad))
+    rx, done = _receive([pkts[nb], bytes(bad)] + pkts[1:nb])
+    np.testing.assert_array_equal(done[0].symbols_array, sym)
+    assert rx.counts["invalid"] == 1

@@ -4,7 +4,7 @@ Usage: python tools/bench_stream.py [--limit N] [--rate BPS] [--classifier NAME]
 
 Each codec's packets for all images are sent back to back through symcodec.stream.link.Link; time is
 *simulated* (airtime = 8 * bytes / rate, no gaps, nothing slept). .sym images go as BAND packets; the source
-JPEG files go as FILE packets of the same maximum size (255 bytes). A received JPEG counts as delivered only
+JPEG files go as FILE packets of the same maximum size (255 bytes). "+fecG" adds one XOR parity packet per G bands. A received JPEG counts as delivered only
 when every packet arrived; incomplete JPEGs are also tried with the gaps zero-filled (Pillow with
 LOAD_TRUNCATED_IMAGES) and reported as "partial". A .sym image counts as delivered when at least one band
 arrived (lost bands concealed); "complete" means every band arrived.
@@ -32,7 +32,7 @@ from symcodec.stream import bands, link, receiver  # noqa: E402
 from symcodec.stream import packets as pk  # noqa: E402
 
 CIFAR_TEST = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg" / "test.tar"
-CODECS = ["jpeg", "cifar10-2x2-k128", "cifar10-2x2-k256", "cifar10-2x2-k2048"]
+CODECS = ["jpeg", "cifar10-2x2-k128", "cifar10-2x2-k256", "cifar10-2x2-k256+fec4", "cifar10-2x2-k2048"]
 LINKS = [  # name, loss, corrupt, duplicate, reorder
     ("loss 0%", 0.0, 0.0, 0.0, 0.0),
     ("loss 5%", 0.05, 0.0, 0.0, 0.0),
@@ -61,10 +61,11 @@ def packetize(codec: str, files: list[bytes], px: np.ndarray) -> tuple[list[list
     """Per-image packet lists, and (for .sym) the lossless reconstructions."""
     if codec == "jpeg":
         return [pk.file_packets(f, STREAM, i) for i, f in enumerate(files)], None
-    cb = symcodec.get_codebook(codec)
+    name, _, fec = codec.partition("+fec")
+    cb = symcodec.get_codebook(name)
     sym = symcodec.quantize(px, cb)
     rec = symcodec.reconstruct(sym, cb, shape=px.shape)
-    return [bands.encode_bands(s, cb, 32, 32, STREAM, i) for i, s in enumerate(sym)], rec
+    return [bands.encode_bands(s, cb, 32, 32, STREAM, i, fec=int(fec or 0)) for i, s in enumerate(sym)], rec
 
 
 def partial_jpeg(chunks: dict[int, bytes], size: int) -> np.ndarray | None:
@@ -155,7 +156,7 @@ def main() -> None:
             sym_tot = sym_got = 0
             for r in rx.done:
                 i = int(r.name[-5:])
-                complete[i] = r.received == r.packets and r.ok
+                complete[i] = r.received + r.recovered == r.packets and r.ok
                 sym_tot += r.symbols
                 sym_got += r.symbols_received
                 if r.ok and r.pixels is not None:

@@ -24,8 +24,11 @@ def _plan_seg(sym: np.ndarray, cb: Codebook, room: int) -> int:
 
 
 def encode_bands(sym: np.ndarray, cb: Codebook, width: int, height: int, stream: int, image: int,
-                 size: int = pk.DEFAULT_SIZE) -> list[bytes]:
-    """BAND packets (at most `size` bytes each) for symbols (P, gh, gw) of a W x H L or RGB image."""
+                 size: int = pk.DEFAULT_SIZE, fec: int = 0) -> list[bytes]:
+    """BAND packets (at most `size` bytes each) for symbols (P, gh, gw) of a W x H L or RGB image.
+
+    fec > 0 appends ceil(n / fec) PARITY packets, each able to restore one lost band of its group.
+    """
     if size < pk.MIN_SIZE or size > 65535:
         raise ValueError(f"packet size {size} outside {pk.MIN_SIZE}..65535")
     sym = np.ascontiguousarray(sym, np.int32)
@@ -51,12 +54,33 @@ def encode_bands(sym: np.ndarray, cb: Codebook, width: int, height: int, stream:
             seq = flat[order]
             coded = [_code(cb, seq[starts[i]:starts[i + 1]]) for i in range(n)]
             worst = max(len(c) for c in coded)
-            if worst <= room:
-                return [pk.band_packet(geo, stream, image, i, n, c) for i, c in enumerate(coded)]
-            n = max(n + 1, int(np.ceil(n * worst / room)))
+            groups = -(-n // fec) if fec > 0 else 0
+            limit = min(room, size - pk.BAND_HEADER - pk.CRC - 2 - 2 * -(-n // groups)) if groups else room
+            if worst <= limit:
+                out = [pk.band_packet(geo, stream, image, i, n, c) for i, c in enumerate(coded)]
+                return out + (pk.parity_packets(geo, stream, image, coded, groups) if groups else [])
+            n = max(n + 1, int(np.ceil(n * worst / limit)))
         if seg == 1:
             raise ImageTooLargeError(f"a {width}x{height} image does not fit in 65535 packets of {size} bytes")
         seg = max(1, seg // 2)
+
+
+def recover(n: int, bands: dict[int, bytes], parity: dict[int, tuple[int, list[int], bytes]]) -> int:
+    """Restore lost bands from PARITY data where exactly one member of a group is missing; return how many."""
+    done = 0
+    for j, (m, lengths, xor) in parity.items():
+        members = list(range(j, n, m))
+        lost = [i for i in members if i not in bands]
+        if len(lost) != 1 or any(len(bands[i]) != n_ for i, n_ in zip(members, lengths) if i in bands):
+            continue
+        acc = np.frombuffer(xor, np.uint8).copy()
+        for i in members:
+            if i in bands:
+                b = np.frombuffer(bands[i], np.uint8)
+                acc[: b.size] ^= b
+        bands[lost[0]] = acc[: lengths[members.index(lost[0])]].tobytes()
+        done += 1
+    return done
 
 
 def decode_bands(geo: Geometry, n: int, bands: dict[int, bytes], cb: Codebook) -> tuple[np.ndarray, np.ndarray, int]:

@@ -63,22 +63,23 @@ def _symbols(data: bytes | None, pixels: np.ndarray | None, cb: Codebook) -> tup
 
 
 def item_packets(data: bytes | None, pixels: np.ndarray | None, cb: Codebook, stream: int, image: int,
-                 size: int = pk.DEFAULT_SIZE, raw: bool = False) -> list[bytes]:
-    """Packets for one item: BAND packets of its symbols, or (raw) FILE packets of its bytes."""
+                 size: int = pk.DEFAULT_SIZE, raw: bool = False, fec: int = 0) -> list[bytes]:
+    """Packets for one item: BAND (+ PARITY if fec) packets of its symbols, or (raw) FILE packets of its bytes."""
     if raw:
         if data is None:
             raise FormatError("--raw needs files, not decoded arrays (MNIST idx)")
         return pk.file_packets(data, stream, image, size)
     sym, scb, w, h = _symbols(data, pixels, cb)
-    return bands.encode_bands(sym, scb, w, h, stream, image, size)
+    return bands.encode_bands(sym, scb, w, h, stream, image, size, fec=fec)
 
 
 def send(src: str | os.PathLike[str], to: str, rate: float | None = None, size: int = pk.DEFAULT_SIZE,
          tcp: bool = False, codebook: str | None = None, raw: bool = False, limit: int | None = None,
-         progress: bool = True, manifest: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+         progress: bool = True, manifest: str | os.PathLike[str] | None = None, fec: int = 0) -> dict[str, Any]:
     """Packetise every image of `src` and send it, paced to `rate` bit/s (None: as fast as possible).
 
     `manifest`: also write JSON {stream, items: [{image, key, label}]} there, for `receive --labels`.
+    `fec`: add one XOR parity packet per `fec` bands (restores one lost band per group; 0 = off).
     """
     from tqdm import tqdm
 
@@ -95,7 +96,7 @@ def send(src: str | os.PathLike[str], to: str, rate: float | None = None, size: 
             if limit is not None and stats["images"] >= limit:
                 break
             try:
-                pkts = item_packets(data, pixels, cb, stream, stats["images"], size, raw)
+                pkts = item_packets(data, pixels, cb, stream, stats["images"], size, raw, fec)
             except SymcodecError as exc:
                 stats["failed"] += 1
                 print(f"skipped {key}: {exc}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Stream packets (formats/stream-v1.md): build, validate and parse BAND and FILE packets; resync on byte streams."""
+"""Stream packets (formats/stream-v1.md): build, validate and parse BAND, FILE and PARITY packets; resync on byte streams."""
 from __future__ import annotations
 
 import struct
@@ -14,7 +14,7 @@ from ..errors import (
 
 MAGIC = b"SY"
 VERSION = 1
-BAND, FILE = 1, 2
+BAND, FILE, PARITY = 1, 2, 3
 DEFAULT_SIZE = 255
 MIN_SIZE = 64
 MAX_PIXELS = 1 << 24  # reference reader cap on W x H for BAND packets
@@ -113,6 +113,13 @@ class Packet:
         pre, w, h, mode, patch, km1, seg = _BAND.unpack(self.desc)
         return Geometry(pre, w, h, mode, patch, km1 + 1, seg)
 
+    def parity_fields(self) -> tuple[int, list[int], bytes]:
+        """(groups m, member payload lengths in bytes, XOR of the zero-padded member payloads) of a PARITY packet."""
+        m = int.from_bytes(self.payload[:2], "little")
+        k = len(range(self.index, self.count, m))
+        lengths = [4 * v for v in np.frombuffer(self.payload, "<u2", k, 2).tolist()]
+        return m, lengths, self.payload[2 + 2 * k:]
+
     def file_fields(self) -> tuple[int, int]:
         """(file size, offset) of a FILE packet."""
         return _FILE.unpack(self.desc)
@@ -133,6 +140,21 @@ def band_packet(geo: Geometry, stream: int, image: int, index: int, count: int, 
     if not coded or len(coded) % 4:
         raise FormatError("a band's coded symbols must be a positive whole number of 4-byte words")
     return build(BAND, stream, image, index, count, geo.pack(), coded)
+
+
+def parity_packets(geo: Geometry, stream: int, image: int, coded: list[bytes], groups: int) -> list[bytes]:
+    """PARITY packets: group j XORs the bands i = j, j + m, ... (each zero-padded to the group's longest)."""
+    n = len(coded)
+    out = []
+    for j in range(groups):
+        members = coded[j::groups]
+        width = max(len(c) for c in members)
+        acc = np.zeros(width, np.uint8)
+        for c in members:
+            acc[: len(c)] ^= np.frombuffer(c, np.uint8)
+        head = struct.pack(f"<H{len(members)}H", groups, *[len(c) // 4 for c in members])
+        out.append(build(PARITY, stream, image, j, n, geo.pack(), head + acc.tobytes()))
+    return out
 
 
 def file_packets(data: bytes, stream: int, image: int, size: int = DEFAULT_SIZE) -> list[bytes]:
@@ -162,14 +184,16 @@ def parse(data: bytes) -> Packet:
         raise UnsupportedVersionError(f"stream packet version {ver} is not supported (expected {VERSION})")
     if not (1 <= count and index < count):
         raise FormatError(f"invalid stream packet: index {index} of {count}")
-    hsize = {BAND: BAND_HEADER, FILE: FILE_HEADER}.get(ptype)
+    hsize = {BAND: BAND_HEADER, FILE: FILE_HEADER, PARITY: BAND_HEADER}.get(ptype)
     if hsize is None:
         raise FormatError(f"invalid stream packet: unknown type {ptype}")
     pay = data[hsize: length - CRC]
     pk = Packet(ptype, stream, image, index, count, data[_COMMON.size:hsize], pay)
-    if ptype == BAND:
-        if not pay or len(pay) % 4:
+    if ptype in (BAND, PARITY):
+        if ptype == BAND and (not pay or len(pay) % 4):
             raise FormatError("invalid stream packet: BAND payload is not a positive whole number of words")
+        if ptype == PARITY:
+            _check_parity(pk)
         geo = pk.geometry()
         geo.check()
         if count > geo.units:
@@ -179,6 +203,18 @@ def parse(data: bytes) -> Packet:
         if not pay or fsize < 1 or fsize > MAX_FILE or off + len(pay) > fsize:
             raise FormatError("invalid stream packet: FILE chunk outside the file")
     return pk
+
+
+def _check_parity(p: Packet) -> None:
+    m = int.from_bytes(p.payload[:2], "little") if len(p.payload) >= 2 else 0
+    if not 1 <= m <= p.count or p.index >= m:
+        raise FormatError(f"invalid stream packet: parity group {p.index} of {m} for {p.count} bands")
+    k = len(range(p.index, p.count, m))
+    if len(p.payload) < 2 + 2 * k + 4:
+        raise FormatError("invalid stream packet: PARITY payload too short")
+    _, lengths, xor = p.parity_fields()
+    if min(lengths) < 4 or max(lengths) != len(xor):
+        raise FormatError("invalid stream packet: PARITY member lengths do not match its data")
 
 
 class Deframer:

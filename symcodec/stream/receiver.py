@@ -21,14 +21,16 @@ KEEP_FINISHED = 4096
 
 
 def _signature(p: pk.Packet) -> tuple[int, int, bytes]:
-    """What every packet of one image must share: type, count, descriptor (FILE: the file size)."""
-    return p.type, p.count, p.desc if p.type == pk.BAND else p.desc[:4]
+    """What every packet of one image must share: kind, count, descriptor (FILE: the file size)."""
+    return (p.type, p.count, p.desc[:4]) if p.type == pk.FILE else (pk.BAND, p.count, p.desc)
 
 
 @dataclass
 class _Image:
     first: pk.Packet
     parts: dict[int, bytes] = field(default_factory=dict)
+    parity: dict[int, tuple[int, list[int], bytes]] = field(default_factory=dict)
+    recovered: int = 0
     first_seen: float = 0.0
     last_seen: float = 0.0
 
@@ -48,6 +50,7 @@ class Delivered:
     symbols: int = 0
     symbols_received: int = 0
     bad_bands: int = 0
+    recovered: int = 0  # bands restored from parity packets
     ok: bool = False  # an output was produced (for FILE: the whole file arrived)
     path: str | None = None
     pixels: np.ndarray | None = field(default=None, repr=False)
@@ -102,6 +105,15 @@ class Receiver:
         elif _signature(p) != _signature(img.first):
             self.counts["conflicting"] += 1
             return
+        if p.type == pk.PARITY:
+            if p.index in img.parity or img.complete:
+                self.counts["duplicate"] += 1
+                return
+            self.counts["accepted"] += 1
+            img.parity[p.index] = p.parity_fields()
+            img.last_seen = now
+            self._repair(p.key, img)
+            return
         if p.index in img.parts:
             self.counts["duplicate"] += 1
             return
@@ -111,10 +123,16 @@ class Receiver:
         self.counts["accepted"] += 1
         img.parts[p.index] = p.payload if p.type == pk.BAND else p.desc[4:8] + p.payload
         img.last_seen = now
-        if img.complete:
-            self._finish(p.key)
+        self._repair(p.key, img)
         while len(self.pending) > MAX_PENDING:
             self._finish(next(iter(self.pending)))
+
+    def _repair(self, key: tuple[int, int], img: _Image) -> None:
+        """Restore bands from parity where possible; finish the image once every band is in."""
+        if img.parity and not img.complete:
+            img.recovered += bands.recover(img.first.count, img.parts, img.parity)
+        if img.complete:
+            self._finish(key)
 
     @staticmethod
     def _offsets(img: _Image) -> set[int]:
@@ -152,9 +170,10 @@ class Receiver:
         while len(self.finished) > KEEP_FINISHED:
             self.finished.popitem(last=False)
         name = f"{key[0]:04x}-{key[1]:05d}"
-        rec = Delivered(name, img.first.type, img.first.count, len(img.parts))
+        kind = pk.FILE if img.first.type == pk.FILE else pk.BAND
+        rec = Delivered(name, kind, img.first.count, len(img.parts) - img.recovered, recovered=img.recovered)
         try:
-            if img.first.type == pk.BAND:
+            if kind == pk.BAND:
                 self._finish_band(img, rec)
             else:
                 self._finish_file(img, rec)
@@ -263,8 +282,9 @@ class Receiver:
             **self.counts,
             "images": len(d),
             "images_ok": sum(r.ok for r in d),
-            "images_complete": sum(r.received == r.packets for r in d),
+            "images_complete": sum(r.received + r.recovered == r.packets for r in d),
             "packets_missing": sum(r.packets - r.received for r in d),
+            "bands_recovered": sum(r.recovered for r in d),
             "symbols": sym,
             "symbols_received": sum(r.symbols_received for r in d),
             "accuracy": self.accuracy(),
