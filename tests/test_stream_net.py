@@ -123,8 +123,9 @@ def test_cli_send_receive(jpegs, tmp_path):
         proc.kill()
     rep = json.loads(stdout.strip().splitlines()[-1])
     assert proc.returncode == 0 and sent["images"] == rep["images"] == rep["images_complete"] == 3
-    # parity packets that arrive after their image is complete are counted late, not used
-    assert sent["packets"] == rep["accepted"] + rep["late"] and rep["late"] > 0 and len(list(out.glob("*.png"))) == 3
+    # parity packets that arrive after their image is complete are counted late, not used (the receiver
+    # stops at the third image, maybe before the last parity packets)
+    assert rep["accepted"] + rep["late"] <= sent["packets"] and rep["late"] > 0 and len(list(out.glob("*.png"))) == 3
 
 
 def test_cli_errors_are_one_line(tmp_path):
