@@ -207,7 +207,6 @@ def main() -> None:
                   f"partial {vals['share_partial_decodable']:.3f} | sym {vals['share_symbols_recovered'] or 0:.3f} | "
                   f"PSNR vs lossless {vals['psnr_vs_lossless_db']} | acc {acc_all} | bad accepted {bad}", flush=True)
         print(f"{codec}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    import constriction  # noqa: F401  (version record only)
     import torch
 
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
