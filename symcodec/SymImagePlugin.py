@@ -1,0 +1,164 @@
+"""Pillow plugin for `.sym` images: open/load/verify/draft (1/p preview) and save.
+
+Importing this module registers the format (Pillow has no plugin discovery); `symcodec.register()`
+does the import for you. `Image.open` reads only the header chunks, so Pillow's decompression-bomb
+check runs before any pixel is decoded. A file that is not `.sym` raises `SyntaxError` (Pillow then
+tries other formats); a real `.sym` with a problem (unknown codebook, newer version, corrupt chunk)
+raises the specific `symcodec.errors` class (a `ValueError`), so its message reaches the user.
+
+Save options (`im.save("x.sym", ...)`): `codebook` (name, id prefix, path or `Codebook`; default
+cifar10-2x2-k2048), `embed_codebook` (bool, make the file self-contained), `threads` (centroid
+search), `icc_profile`, `exif`, `xmp` (bytes; default: the image's own `info`).
+"""
+from __future__ import annotations
+
+from typing import IO, Any
+
+import numpy as np
+from PIL import Image, ImageFile
+
+from . import codec, container, kernels, patches
+from .errors import NotSymFileError
+
+FORMAT = "SYM"
+MIME = "image/x-sym"
+EXTENSION = ".sym"
+_EXIF_PREFIX = b"Exif\x00\x00"
+
+
+def _accept(prefix: bytes) -> bool:
+    return prefix[: len(container.SIGNATURE)] == container.SIGNATURE
+
+
+class SymImageFile(ImageFile.ImageFile):
+    """A `.sym` image opened lazily: header in `_open`, pixels in `load()`."""
+
+    format = FORMAT
+    format_description = "symcodec symbolic image"
+
+    def _open(self) -> None:
+        assert self.fp is not None
+        try:
+            f = container.read(self.fp, header_only=True)
+        except NotSymFileError as exc:
+            raise SyntaxError(str(exc)) from None
+        hdr = f.header
+        cb = codec.codebook_for(f)  # unknown codebook: CodebookNotFoundError names the id it needs
+        self._sym_header = hdr
+        self._size = (hdr.width, hdr.height)
+        self._mode = hdr.mode
+        self.info.update(f.text)
+        self.info["codebook"] = cb.name
+        self.info["codebook_id"] = hdr.codebook_id.hex()
+        self.info["codebook_embedded"] = f.codebook is not None
+        self.info["patch"] = hdr.patch
+        self.info["k"] = hdr.k
+        for key in ("icc_profile", "xmp"):
+            if getattr(f, key):
+                self.info[key] = getattr(f, key)
+        if f.exif:
+            self.info["exif"] = _EXIF_PREFIX + f.exif  # Pillow's convention (as PNG's eXIf)
+        self.tile = [ImageFile._Tile("sym", (0, 0, *self._size), 0, ("full",))]
+
+    @property
+    def n_frames(self) -> int:
+        """Always 1: `.sym` v1 holds one image."""
+        return 1
+
+    @property
+    def is_animated(self) -> bool:
+        """Always False."""
+        return False
+
+    def draft(self, mode: str | None, size: tuple[int, int] | None) -> tuple[str, tuple[int, int, float, float]] | None:
+        """Offer the 1/p-scale preview (each patch's centroid mean) when it is still >= `size`."""
+        if size is None or len(self.tile) != 1 or self.tile[0].args != ("full",):
+            return None
+        p = self._sym_header.patch
+        w, h = self._sym_header.width, self._sym_header.height
+        if w // max(size[0], 1) < p or h // max(size[1], 1) < p:
+            return None
+        self._size = (-(-w // p), -(-h // p))
+        self.tile = [ImageFile._Tile("sym", (0, 0, *self._size), 0, ("preview",))]
+        return self.mode, (0, 0, w / p, h / p)
+
+    def verify(self) -> None:
+        """Check every chunk CRC, the codebook, and that the payload decodes; closes the file."""
+        if self.fp is None:
+            msg = "verify must be called directly after open"
+            raise RuntimeError(msg)
+        self.fp.seek(0)
+        f = container.read(self.fp)
+        codec.decode_symbols(f, codec.codebook_for(f))
+        if f.alpha is not None:
+            f.alpha_plane()
+        super().verify()
+
+
+class SymDecoder(ImageFile.PyDecoder):
+    """Decodes a whole `.sym` file from the fd: full size, or the 1/p preview after `draft`."""
+
+    _pulls_fd = True
+
+    def decode(self, buffer: bytes | Image.SupportsArrayInterface) -> tuple[int, int]:
+        """Read, entropy-decode and reconstruct; hand the pixels to Pillow as raw bytes."""
+        assert self.fd is not None
+        f = container.read(self.fd)
+        cb = codec.codebook_for(f)
+        hdr = f.header
+        sym = codec.decode_symbols(f, cb)
+        preview = self.args[:1] == ("preview",)
+        if preview:
+            gh, gw = hdr.grid
+            px = np.empty((1, gh, gw, hdr.planes), np.uint8)
+            kernels.patch_means(np.ascontiguousarray(sym[None], dtype=np.int32), cb.table_mean_u8, px)
+        else:
+            px = patches.tile(sym[None], cb.table_u8, cb.patch, hdr.height, hdr.width)
+        px = px[0]
+        if f.alpha is not None:
+            alpha = f.alpha_plane()
+            if preview:
+                alpha = _block_mean(alpha, hdr.patch)
+            px = np.concatenate([px, alpha[:, :, None]], axis=2)
+        self.set_as_raw(np.ascontiguousarray(px).tobytes(), self.mode)
+        return -1, 0
+
+
+def _block_mean(a: np.ndarray, p: int) -> np.ndarray:
+    """Mean of each p x p block (edge-replicated padding), rounded, uint8."""
+    gh, gw = patches.grid(a.shape[0], a.shape[1], p)
+    a = np.pad(a, ((0, gh * p - a.shape[0]), (0, gw * p - a.shape[1])), mode="edge")
+    m = a.reshape(gh, p, gw, p).mean(axis=(1, 3), dtype=np.float32)
+    return np.clip(np.rint(m), 0, 255).astype(np.uint8)
+
+
+def _meta(value: Any) -> bytes | None:
+    if value is None or value == b"" or value == "":
+        return None
+    if isinstance(value, Image.Exif):
+        value = value.tobytes()
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
+
+
+def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
+    info = im.encoderinfo
+    exif = _meta(info.get("exif", im.info.get("exif")))
+    if exif is not None and exif.startswith(_EXIF_PREFIX):
+        exif = exif[len(_EXIF_PREFIX) :]
+    data = codec.encode(
+        im,
+        info.get("codebook"),
+        embed_codebook=bool(info.get("embed_codebook", False)),
+        icc_profile=_meta(info.get("icc_profile", im.info.get("icc_profile"))) or b"",
+        exif=exif or b"",
+        xmp=_meta(info.get("xmp", im.info.get("xmp"))) or b"",
+        threads=int(info.get("threads", 1)),
+    )
+    fp.write(data)
+
+
+Image.register_open(FORMAT, SymImageFile, _accept)
+Image.register_save(FORMAT, _save)
+Image.register_extension(FORMAT, EXTENSION)
+Image.register_mime(FORMAT, MIME)
+Image.register_decoder("sym", SymDecoder)
