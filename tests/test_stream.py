@@ -253,3 +253,30 @@ def test_parity_restores_one_lost_band_per_group(cifar_images, cb):
     rx, done = _receive([pkts[nb], bytes(bad)] + pkts[1:nb])
     np.testing.assert_array_equal(done[0].symbols_array, sym)
     assert rx.counts["invalid"] == 1
+
+
+def test_greyscale_mnist_stream(mnist_test_images):
+    """L images (one plane) stream and conceal too: vertical neighbours only."""
+    from symcodec.sources import load_arrays
+
+    cbm = symcodec.get_codebook("mnist-2x2-k64")
+    x, _, _ = load_arrays(mnist_test_images, limit=4)
+    for i, a in enumerate(x[..., 0]):
+        pkts = item_packets(None, a, cbm, 6, i, size=64)
+        geo = pk.parse(pkts[0]).geometry()
+        assert geo.mode == 1 and len(pkts) > 1
+        _, done = _receive(pkts)
+        np.testing.assert_array_equal(done[0].pixels, symcodec.purify(a, cbm))
+        _, done = _receive(pkts[1:])
+        r = done[0]
+        assert r.pixels.shape == (28, 28) and 0 < r.symbols_received < r.symbols
+
+
+def test_receive_with_nothing_arriving_stops_in_time(tmp_path):
+    import time
+
+    from symcodec.stream.net import receive
+
+    t = time.monotonic()
+    rep = receive("127.0.0.1:0", tmp_path / "o", timeout=0.5, status=False)
+    assert time.monotonic() - t < 5 and rep["images"] == 0 and (tmp_path / "o" / "report.json").exists()
