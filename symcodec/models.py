@@ -43,6 +43,13 @@ class SoftClamp(nn.Module):
         return (x - lo) / (hi - lo).clamp_min(1e-12)
 
 
+class Resize32(nn.Module):
+    """Bilinear resize to 32x32 (the seed's MNIST `transforms.Resize(32)`)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x if x.shape[-1] == 32 else F.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False)
+
+
 class _Block(nn.Module):
     """ResNet-20 basic block with SymDNN/GradInit option-A shortcut (avgpool + BN, then zero channels)."""
 
@@ -109,12 +116,90 @@ class LeNet(nn.Module):
         return self.fc3(x)
 
 
-ARCHS: dict[str, Any] = {"resnet20": ResNet20, "lenet": LeNet}
+class _AirGroup(nn.Module):
+    """airbench conv group: conv, maxpool, BN, GELU, conv, BN, GELU (identity-initialised convs)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+        self.norm1 = nn.BatchNorm2d(cout, eps=1e-12, momentum=0.4)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.norm2 = nn.BatchNorm2d(cout, eps=1e-12, momentum=0.4)
+        for conv in (self.conv1, self.conv2):
+            w = conv.weight.data
+            nn.init.dirac_(w[: w.size(1)])
+        for bn in (self.norm1, self.norm2):
+            bn.weight.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.gelu(self.norm1(F.max_pool2d(self.conv1(x), 2)))
+        return F.gelu(self.norm2(self.conv2(x)))
+
+
+class AirNet(nn.Module):
+    """airbench-style fast CIFAR net (Jordan 2024): frozen 2x2 whitening conv, three conv groups, optional flip TTA."""
+
+    def __init__(self, num_classes: int = 10, widths: tuple[int, int, int] = (64, 128, 128), in_ch: int = 3,
+                 tta: bool = True) -> None:
+        super().__init__()
+        self.tta = tta
+        ww = 2 * in_ch * 4
+        self.whiten = nn.Conv2d(in_ch, ww, 2, padding=0, bias=True)
+        self.whiten.weight.requires_grad_(False)
+        w = list(widths)
+        self.group1, self.group2, self.group3 = _AirGroup(ww, w[0]), _AirGroup(w[0], w[1]), _AirGroup(w[1], w[2])
+        self.head = nn.Linear(w[2], num_classes, bias=False)
+
+    def init_whitening(self, x: torch.Tensor, eps: float = 5e-4) -> None:
+        """Set the whitening conv from the eigenvectors of 2x2 patch covariance of `x` (normalised NCHW)."""
+        c = x.shape[1]
+        pt = x.unfold(2, 2, 1).unfold(3, 2, 1).transpose(1, 3).reshape(-1, c, 2, 2).float()
+        flat = pt.reshape(len(pt), -1)
+        cov = (flat.T @ flat) / len(flat)
+        val, vec = torch.linalg.eigh(cov)
+        vec = vec.T.reshape(-1, c, 2, 2) / torch.sqrt(val.view(-1, 1, 1, 1) + eps)
+        self.whiten.weight.data[:] = torch.cat((vec, -vec))
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.gelu(self.whiten(x))
+        x = self.group3(self.group2(self.group1(x)))
+        x = F.adaptive_max_pool2d(x, 1).flatten(1)
+        return self.head(x) / 9.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.tta and not self.training:
+            return 0.5 * (self._logits(x) + self._logits(x.flip(-1)))
+        return self._logits(x)
+
+
+class SmallMnistNet(nn.Module):
+    """conv(w)-pool-conv(2w)-pool-fc128 MNIST net, w=32 by default (28x28 or 32x32 input)."""
+
+    def __init__(self, num_classes: int = 10, width: int = 32) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, width, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, 2 * width, 3, padding=1)
+        self.bn2 = nn.BatchNorm2d(2 * width)
+        self.fc1 = nn.Linear(2 * width * 7 * 7, 128)
+        self.fc2 = nn.Linear(128, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] == 32:
+            x = x[..., 2:30, 2:30]
+        x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 2)
+        x = F.max_pool2d(F.relu(self.bn2(self.conv2(x))), 2)
+        return self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))
+
+
+ARCHS: dict[str, Any] = {"resnet20": ResNet20, "lenet": LeNet, "airnet": AirNet, "mnistnet": SmallMnistNet}
 PREPROCESS: dict[str, Any] = {
     "none": lambda: nn.Identity(),
     "cifar-normalize": lambda: Normalize(CIFAR_MEAN, CIFAR_STD),
     "cifar-softclamp": lambda: nn.Sequential(Normalize(CIFAR_MEAN, CIFAR_STD), SoftClamp()),
     "mnist-normalize": lambda: Normalize(MNIST_MEAN, MNIST_STD),
+    "mnist-resize-normalize": lambda: nn.Sequential(Resize32(), Normalize(MNIST_MEAN, MNIST_STD)),
+    "mnist-resize-softclamp": lambda: nn.Sequential(Resize32(), Normalize(MNIST_MEAN, MNIST_STD), SoftClamp()),
 }
 
 
@@ -158,10 +243,26 @@ def load(name: str | os.PathLike[str]) -> Classifier:
         msg = f"classifier {name!r} not found (shipped: {known})"
         raise SymcodecError(msg)
     blob = torch.load(p, map_location="cpu", weights_only=True)
+    if "state_dict" not in blob:  # one of SymDNN's bare state_dicts
+        arch, pre = seed_arch(p.name, blob)
+        model = load_seed(p, arch, pre)
+        model.meta = {"train": "SymDNN seed weights", "seed_file": p.name}  # type: ignore[assignment]
+        return model
     model = Classifier(blob["arch"], blob.get("preprocess", "none"), **blob.get("kwargs", {}))
     model.net.load_state_dict(blob["state_dict"])
     model.meta = blob.get("meta", {})  # type: ignore[assignment]
     return model.eval()
+
+
+def seed_arch(filename: str, state_dict: dict[str, Any]) -> tuple[str, str]:
+    """(arch, preprocess) for a SymDNN state_dict, from its keys and file name (`sc` = softclamp)."""
+    soft = "_sc" in filename or "softclamp" in filename
+    if "layer1.0.conv1.weight" in state_dict:
+        return "resnet20", "cifar-softclamp" if soft else "cifar-normalize"
+    if "fc3.weight" in state_dict:
+        return "lenet", "mnist-resize-softclamp" if soft else "mnist-resize-normalize"
+    msg = f"{filename}: not a SymDNN ResNet-20 or LeNet state_dict"
+    raise SymcodecError(msg)
 
 
 def load_seed(path: str | os.PathLike[str], arch: str, preprocess: str) -> Classifier:
@@ -170,3 +271,25 @@ def load_seed(path: str | os.PathLike[str], arch: str, preprocess: str) -> Class
     sd = torch.load(path, map_location="cpu", weights_only=True)
     model.net.load_state_dict(sd)
     return model.eval()
+
+
+def to_tensor(x: Any) -> torch.Tensor:
+    """(N,H,W,C) uint8 array/tensor -> (N,C,H,W) float32 in [0, 1]."""
+    t = torch.as_tensor(x)
+    if t.ndim == 3:
+        t = t[..., None]
+    t = t.permute(0, 3, 1, 2)
+    return t.float().div_(255.0) if t.dtype == torch.uint8 else t.float()
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: Any, batch_size: int = 500, progress: bool = False) -> Any:
+    """Top-1 labels (int64 numpy) for (N,H,W,C) uint8 images (or float [0,1]), in eval mode, batched."""
+    import numpy as np
+    from tqdm import tqdm
+
+    model.eval()
+    out = []
+    for i in tqdm(range(0, len(images), batch_size), disable=not progress, leave=False, desc="classify"):
+        out.append(model(to_tensor(images[i:i + batch_size])).argmax(1).numpy())
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
