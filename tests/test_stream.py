@@ -280,3 +280,15 @@ def test_receive_with_nothing_arriving_stops_in_time(tmp_path):
     t = time.monotonic()
     rep = receive("127.0.0.1:0", tmp_path / "o", timeout=0.5, status=False)
     assert time.monotonic() - t < 5 and rep["images"] == 0 and (tmp_path / "o" / "report.json").exists()
+
+
+def test_unknown_codebook_is_reported_not_fatal(cifar_packets, cb):
+    sym, pkts = cifar_packets[0]
+    p = pk.parse(pkts[0])
+    geo = p.geometry()
+    fake = pk.Geometry(b"\xee" * 8, geo.width, geo.height, geo.mode, geo.patch, geo.k, geo.seg)
+    alien = pk.band_packet(fake, 0x4321, 0, 0, p.count, p.payload)
+    rx, done = _receive([alien] + pkts)
+    by = {r.name: r for r in done}
+    assert not by["4321-00000"].ok and "eeeeeeee" in by["4321-00000"].error
+    np.testing.assert_array_equal(by["1234-00000"].symbols_array, sym)

@@ -172,3 +172,14 @@ def test_classify_on_arrival_with_manifest_labels(jpegs, tmp_path):
     acc = rep["accuracy"]
     assert acc["labelled"] == acc["classified"] == 8 and acc["correct"] == correct
     assert acc["accuracy_all"] == pytest.approx(correct / 8)
+
+
+def test_send_paces_to_rate(jpegs, tmp_path):
+    """--rate paces the sender in real time: bytes * 8 / rate seconds at least."""
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    try:
+        st = net.send(jpegs, f"127.0.0.1:{sink.getsockname()[1]}", codebook=CB, rate=40_000, limit=3, progress=False)
+    finally:
+        sink.close()
+    assert st["seconds"] >= st["bytes"] * 8 / 40_000 * 0.95 > 0.3
