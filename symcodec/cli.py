@@ -163,5 +163,90 @@ def receive(out: str, listen: str, tcp: bool, classify: str | None, timeout: flo
     click.echo(json.dumps({k: v for k, v in r.items() if k != "items"}))
 
 
+@main.command()
+@click.argument("src", type=click.Path(exists=True))
+@click.argument("dst", type=click.Path())
+@click.option("--to", "to", type=click.Choice(["sym", "png", "jpeg"]), default=None, help="Output format.  [default: sym; png when SRC holds .sym files]")
+@click.option("-c", "--codebook", default=None, help="Codebook for --to sym.  [default: cifar10-2x2-k2048]")
+@click.option("--embed", is_flag=True, help="Embed the codebook in every .sym file.")
+@click.option("-j", "--workers", default=None, type=int, help="Worker processes (0: in this process).  [default: CPU count]")
+@click.option("--shard-size", default=None, type=int, help="Images per tar shard; DST must be a pattern like out-%05d.tar.  [default: 10000 with a pattern]")
+@click.option("--chunk", default=256, show_default=True, help="Images per worker task.")
+@click.option("--limit", default=None, type=int, help="Convert only the first N images of SRC.")
+@click.option("--quality", default=95, show_default=True, help="JPEG quality for --to jpeg.")
+@click.option("--manifest", default=None, type=click.Path(dir_okay=False), help="Manifest/journal path.  [default: DST/manifest.jsonl, or NAME.manifest.jsonl beside a tar]")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def convert(src: str, dst: str, to: str | None, codebook: str | None, embed: bool, workers: int | None, shard_size: int | None,
+            chunk: int, limit: int | None, quality: int, manifest: str | None, as_json: bool) -> None:
+    """Convert a dataset (image folder, tar, WebDataset tar, MNIST idx) to .sym files or tar shards, or back.
+
+    \b
+    Resumable: rerun the same command after a crash to finish. Exits 1 if any image failed.
+    Examples:
+      symcodec convert cifar10-jpeg/test.tar test-sym.tar -j 2
+      symcodec convert imgs/ sym-%05d.tar --shard-size 5000
+      symcodec convert test-sym.tar pngs/ --to png
+    """
+    from .convert import convert as run
+
+    s = run(src, dst, to=to, codebook=codebook, embed_codebook=embed, quality=quality, workers=workers, chunk=chunk,
+            shard_size=shard_size, limit=limit, manifest=manifest)
+    click.echo(json.dumps(s.as_dict(), indent=2) if as_json else s.text())
+    if s.total_failures:
+        sys.exit(1)
+
+
+@main.command("eval")
+@click.argument("dataset", type=click.Path(exists=True))
+@click.option("-m", "--model", "models", multiple=True, required=True, help="Classifier: shipped name (weights/NAME.pt) or a .pt path; repeat to compare; the first is primary.")
+@click.option("--codec", "codecs", multiple=True, required=True, help="sym:CB[,CB...] | jpeg:Q[,Q...] | webp:Q[,Q...]; repeatable.")
+@click.option("--limit", default=None, type=int, help="Use N images evenly spaced through DATASET.")
+@click.option("--json", "json_out", default=None, type=click.Path(dir_okay=False), help="Write the result JSON (CompressAI bench shape).")
+@click.option("--plot", "plot_out", default=None, type=click.Path(dir_okay=False), help="Write accuracy/PSNR vs bpp plot (PNG).")
+@click.option("--threads", default=2, show_default=True, help="torch threads.")
+def eval_cmd(dataset: str, models: tuple[str, ...], codecs: tuple[str, ...], limit: int | None, json_out: str | None,
+             plot_out: str | None, threads: int) -> None:
+    """Compression ratio against classifier accuracy for .sym, JPEG and WebP on a labelled dataset.
+
+    \b
+    Example:
+      symcodec eval cifar10-jpeg/test.tar -m cifar10-clean --codec sym:cifar10-2x2-k256,cifar10-2x2-k2048 \\
+          --codec jpeg:10,30,50,75,90 --codec webp:10,30,50,75,90 --json r.json --plot r.png
+    """
+    from .evaluate import run_and_save, summary
+
+    click.echo(summary(run_and_save(dataset, list(models), list(codecs), limit, json_out, plot_out, threads)))
+
+
+@main.command()
+@click.argument("dataset")
+@click.option("--model", required=True, help="Classifier: shipped name/path, or seed-cifar10 / seed-cifar10-holdout.")
+@click.option("--defense", "defenses", multiple=True, default=("sym:cifar10-2x2-k2048",), show_default=True,
+              help="none | sym:CODEBOOK[,random=R][,backward=soft][,T=F] | jpeg:Q | bits:B (repeatable).")
+@click.option("--attack", "attacks", default="pgd", show_default=True,
+              help="Attacks separated by '+': e.g. 'model-pgd+transfer+pgd+apgd-dlr+square'; options as pgd:steps=200;restarts=10.")
+@click.option("--eps", default="2/255,4/255,8/255", show_default=True, help="Linf budgets on raw [0,1] pixels.")
+@click.option("--limit", type=int, default=None, help="Evenly spaced subset of this many test images.")
+@click.option("--surrogate", default=None, help="Separately trained model for the transfer attack.")
+@click.option("--draws", default=10, show_default=True, help="Forward passes per verdict for a randomized purifier.")
+@click.option("--batch", default=100, show_default=True, help="Images per attack batch (and per state checkpoint).")
+@click.option("--early-stop/--no-early-stop", default=True, show_default=True,
+              help="Attack only examples every earlier attack failed on (worst case); off gives standalone numbers.")
+@click.option("--state", default=None, help="Resume file (default: JSON path + .state).")
+@click.option("--json", "json_out", default=None, help="Write the result JSON here.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--threads", default=1, show_default=True, help="torch/faiss threads (1 is fastest on a shared 2-core box).")
+def robustness(dataset: str, model: str, defenses: tuple[str, ...], attacks: str, eps: str, limit: int | None,
+               surrogate: str | None, draws: int, batch: int, early_stop: bool, state: str | None, json_out: str | None,
+               seed: int, threads: int) -> None:
+    """Robust accuracy of purification defenses under Linf attacks (per-example worst case, resumable)."""
+    from .attacks.report import robustness as run, table
+
+    res = run(dataset, model, list(defenses), [a.replace(";", ",") for a in attacks.split("+") if a], eps, limit=limit,
+              surrogate=surrogate, draws=draws, batch=batch, early_stop=early_stop, state=state, json_out=json_out,
+              seed=seed, threads=threads)
+    click.echo(table(res))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
