@@ -103,6 +103,18 @@ def run_one(codec: str, pkts: list[list[bytes]], setting: tuple, rate: float, se
     return rx, lk, arrivals, bad_accepted
 
 
+def first_packet(codec: str, pkts: list[list[bytes]], n: int) -> np.ndarray | None:
+    """Each .sym image decoded from its first packet alone (the coarse preview); None for JPEG."""
+    if codec == "jpeg":
+        return None
+    out = []
+    for ps in pkts:
+        rx = receiver.Receiver(None, keep_pixels=True)
+        rx.feed(ps[0])
+        out.append(rx.close()[0].pixels)
+    return np.stack(out)
+
+
 def psnr_db(mse: float) -> float | None:
     return None if mse <= 0 else round(10 * np.log10(255.0**2 / mse), 2)
 
@@ -140,13 +152,16 @@ def main() -> None:
         "images_per_minute_complete", "share_delivered", "share_complete", "share_partial_decodable",
         "share_symbols_recovered", "psnr_vs_lossless_db", "psnr_vs_source_db", "accuracy_all",
         "accuracy_delivered", "accuracy_lossless", "corrupt_packets_sent", "corrupt_packets_accepted",
-        "packets_lost")}
+        "packets_lost", "psnr_first_packet_db", "accuracy_first_packet")}
     settings = []
     for codec in CODECS:
         t0 = time.perf_counter()
         pkts, lossless = packetize(codec, files, px)
         ref = px if lossless is None else lossless
         acc_lossless = float((classify(model, ref) == labels).mean()) if model is not None else None
+        first = first_packet(codec, pkts, n)
+        psnr_first = None if first is None else psnr_db(float(np.mean((first.astype(float) - ref) ** 2)))
+        acc_first = None if first is None or model is None else float((classify(model, first) == labels).mean())
         for li, setting in enumerate(LINKS):
             rx, lk, arrivals, bad = run_one(codec, pkts, setting, args.rate, args.seed + li, n)
             out = np.zeros_like(px)
@@ -198,7 +213,8 @@ def main() -> None:
                 "psnr_vs_lossless_db": psnr_db(mse_l), "psnr_vs_source_db": psnr_db(mse_s),
                 "accuracy_all": acc_all, "accuracy_delivered": acc_del, "accuracy_lossless": acc_lossless,
                 "corrupt_packets_sent": lk.stats["corrupted"], "corrupt_packets_accepted": bad,
-                "packets_lost": lk.stats["lost"],
+                "packets_lost": lk.stats["lost"], "psnr_first_packet_db": psnr_first,
+                "accuracy_first_packet": acc_first,
             }
             for k, v in vals.items():
                 res[k].append(None if v is None else round(float(v), 4))
@@ -216,7 +232,8 @@ def main() -> None:
                         f"{args.rate:.0f} bit/s link with simulated time (8*bytes/rate, back to back, nothing "
                         "slept); .sym as BAND packets (formats/stream-v1.md) vs the source JPEG files as FILE "
                         "packets. delivered: .sym with >= 1 band (lost bands concealed), JPEG only when complete; "
-                        "partial: incomplete JPEG that Pillow still decodes with gaps zero-filled. PSNR over shown "
+                        "partial: incomplete JPEG that Pillow still decodes with gaps zero-filled. *_first_packet: each "
+                        ".sym image from its first packet alone (a codec property, repeated per link). PSNR over shown "
                         "images (delivered or partial); accuracy_all counts lost images as wrong; "
                         f"accuracy on the original JPEG pixels: {acc_source}."),
         "results": res,

@@ -47,7 +47,7 @@ def encode_bands(sym: np.ndarray, cb: Codebook, width: int, height: int, stream:
         period = geo.nseg * geo.planes
         n = max(1, int(np.ceil(total / (room * 0.92))))
         while n <= min(geo.units, 65535):
-            if n > 1 and period % n == 0:
+            if n > 1 and (period % n == 0 or np.gcd(n, geo.planes) > 1):  # keep every band on all planes
                 n += 1
                 continue
             order, starts = geo.band_order(n)
