@@ -292,3 +292,14 @@ def test_unknown_codebook_is_reported_not_fatal(cifar_packets, cb):
     by = {r.name: r for r in done}
     assert not by["4321-00000"].ok and "eeeeeeee" in by["4321-00000"].error
     np.testing.assert_array_equal(by["1234-00000"].symbols_array, sym)
+
+
+@pytest.mark.parametrize("k", [128, 2048])
+def test_every_band_covers_every_plane(cifar_images, k):
+    cbk = symcodec.get_codebook(f"cifar10-2x2-k{k}")
+    for i, a in enumerate(cifar_images[:8]):
+        pkts = bands.encode_bands(symcodec.quantize(a, cbk), cbk, 32, 32, stream=1, image=i)
+        geo = pk.parse(pkts[0]).geometry()
+        order, starts = geo.band_order(len(pkts))
+        for b in range(len(pkts)):
+            assert set((order[starts[b]:starts[b + 1]] // 256).tolist()) == {0, 1, 2}
