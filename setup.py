@@ -6,7 +6,7 @@ setup(
     version="0.1.0",
     description="Symbolic (patch VQ) image codec and adversarial purifier, after SymDNN",
     python_requires=">=3.10,<3.15",
-    packages=["symcodec", "symcodec.codebooks", "symcodec.weights"],
+    packages=["symcodec", "symcodec.codebooks", "symcodec.weights", "symcodec.stream"],
     package_dir={"symcodec.codebooks": "codebooks", "symcodec.weights": "weights"},
     package_data={"symcodec.codebooks": ["*.symcb", "*.md"], "symcodec.weights": ["*.pt", "*.md"], "symcodec": ["py.typed"]},
     install_requires=[
