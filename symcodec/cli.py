@@ -149,7 +149,7 @@ def send(src: str, to: str, rate: float | None, packet_size: int, tcp: bool, cod
 @click.option("--listen", required=True, help="HOST:PORT to listen on.")
 @click.option("--tcp", is_flag=True, help="Accept TCP connections instead of UDP datagrams.")
 @click.option("--classify", default=None, help="Classify each image on arrival with this model (symcodec.models.load).")
-@click.option("--timeout", default=30.0, show_default=True, help="Stop after this many seconds without packets.")
+@click.option("--timeout", default=30.0, show_default=True, help="Stop after this many seconds without packets (0: never; Ctrl-C stops).")
 @click.option("--expect", type=int, default=None, help="Stop after this many images.")
 @click.option("--image-timeout", default=5.0, show_default=True, help="Finish an incomplete image after this many idle seconds.")
 @click.option("-c", "--codebook", default=None, help="Codebook to use instead of looking the stream's id up.")

@@ -183,3 +183,20 @@ def test_send_paces_to_rate(jpegs, tmp_path):
     finally:
         sink.close()
     assert st["seconds"] >= st["bytes"] * 8 / 40_000 * 0.95 > 0.3
+
+
+def test_cli_receive_ctrl_c_writes_report(tmp_path):
+    import signal
+
+    out = tmp_path / "rx"
+    proc = subprocess.Popen([sys.executable, "-m", "symcodec.cli", "receive", str(out), "--listen", "127.0.0.1:0",
+                             "--timeout", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stderr.readline().startswith("listening on")
+        proc.send_signal(signal.SIGINT)
+        stdout, _ = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0 and json.loads(stdout.strip().splitlines()[-1])["images"] == 0
+    assert (out / "report.json").exists()

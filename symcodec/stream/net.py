@@ -127,7 +127,7 @@ def receive(listen: str, out: str | os.PathLike[str], tcp: bool = False, timeout
             expect: int | None = None, classify: Any = None, codebook: str | None = None,
             image_timeout: float = 5.0, status: bool = True, ready: Any = None,
             labels: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """Receive until `expect` images are done or nothing arrives for `timeout` s; write images and report.json.
+    """Receive until `expect` images are done, nothing arrives for `timeout` s (0: never) or Ctrl-C; write report.json.
 
     `ready`, if given, is called with the bound (host, port) once packets can arrive (port 0 picks one).
     `labels`: a manifest written by `send --manifest`; with `classify`, the report then has the accuracy.
@@ -154,15 +154,15 @@ def receive(listen: str, out: str | os.PathLike[str], tcp: bool = False, timeout
         raise
     lsock.setblocking(False)
     sel.register(lsock, selectors.EVENT_READ, None)
-    if ready is not None:
-        ready(lsock.getsockname())
     last = time.monotonic()
     live = status and sys.stderr.isatty()
     counts = dict(connections=0, stream_bytes_skipped=0)
     try:
+        if ready is not None:
+            ready(lsock.getsockname())
         while True:
             now = time.monotonic()
-            if expect is not None and len(rx.done) >= expect or now - last > timeout:
+            if expect is not None and len(rx.done) >= expect or 0 < timeout < now - last:
                 break
             for skey, _ in sel.select(timeout=0.1):
                 sock, deframer = skey.fileobj, skey.data
@@ -198,6 +198,8 @@ def receive(listen: str, out: str | os.PathLike[str], tcp: bool = False, timeout
             rx.poll(time.monotonic())
             if live:
                 print("\r" + rx.status(), end="", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:  # Ctrl-C: finish what arrived and write the report
+        pass
     finally:
         for skey in list(sel.get_map().values()):
             if skey.data is not None:
