@@ -1,0 +1,166 @@
+"""Attack sanity checks (Carlini et al. 2019): eps 0 = clean, monotone in eps, large eps breaks an undefended
+model, frozen randomness falls like the deterministic purifier, outputs stay in the uint8 eps box, resume."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from symcodec.attacks import box_uint8, correct_draws, pgd
+from symcodec.attacks.runner import evaluate, parse_attack
+from symcodec.defense import Defended, Identity, VQPurifier
+from symcodec.errors import SymcodecError
+
+CB = "cifar10-2x2-k2048"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def model():
+    from conftest import need_shared
+    from symcodec.models import load_seed
+
+    p = need_shared("reference/symdnn/cifar10/cifar10_resnet_gradinit_sc_232.pt")
+    return load_seed(p, "resnet20", "cifar-softclamp")
+
+
+@pytest.fixture(scope="module")
+def data(cifar_test_tar):
+    """12 correctly classified test images spread over the classes (the tar is sorted by class)."""
+    from symcodec.attacks.report import load_subset
+
+    x, y, _ = load_subset(str(cifar_test_tar), 40)
+    return x, y
+
+
+def _clean_correct(m, x, y):
+    keep = correct_draws(m, x, y) == 1
+    return x[keep][:12], y[keep][:12]
+
+
+def _acc(m, x, y, draws=1):
+    return float((correct_draws(m, x, y, draws) * 2 > draws).float().mean())
+
+
+def test_box_uint8_stays_on_grid_and_in_box() -> None:
+    x0 = torch.randint(0, 256, (4, 3, 8, 8)).float() / 255
+    adv = x0 + (torch.rand_like(x0) * 2 - 1) * 0.2
+    for eps in (2 / 255, 8 / 255, 0.1):
+        r = box_uint8(adv, x0, eps)
+        assert (r - x0).abs().max() <= eps + 1e-6 and r.min() >= 0 and r.max() <= 1
+        torch.testing.assert_close(r * 255, torch.round(r * 255), rtol=0, atol=1e-4)
+
+
+def test_eps_zero_is_clean_accuracy_and_accuracy_falls_with_eps(model, data) -> None:
+    x, y = data[0][::2], data[1][::2]
+    d = Defended(Identity(), model).eval()
+    clean = _acc(d, x, y)
+    accs = [_acc(d, pgd(d, x, y, e, steps=10, restarts=1), y) for e in (0.0, 1 / 255, 2 / 255, 16 / 255)]
+    assert accs[0] == clean > 0.5
+    assert all(a >= b for a, b in zip(accs, accs[1:])) and accs[1] < clean
+    assert accs[-1] == 0.0  # a large eps drives the undefended model to 0%
+
+
+def test_attacks_stay_in_the_box(model, data) -> None:
+    x, y = _clean_correct(model, *data)
+    x, y = x[:2], y[:2]
+    d = Defended(VQPurifier(CB), model).eval()
+    eps = 4 / 255
+    for spec in ("fgsm", "pgd:steps=3;restarts=2", "apgd-dlr:steps=3", "square:queries=5", "reachable:iters=2"):
+        from symcodec.attacks.runner import craft
+
+        adv = craft(parse_attack(spec.replace(";", ",")), d, x, y, eps)
+        assert (adv - x).abs().max() <= eps + 1e-6, spec
+        torch.testing.assert_close(adv * 255, torch.round(adv * 255), rtol=0, atol=1e-4)
+
+
+def test_straight_through_pgd_breaks_the_deterministic_purifier_and_frozen_randomness(model, data) -> None:
+    x, y = _clean_correct(model, *data)
+    det = Defended(VQPurifier(CB), model).eval()
+    x, y = x[correct_draws(det, x, y) == 1], y[correct_draws(det, x, y) == 1]
+    assert len(x) >= 6
+    eps = 8 / 255
+    assert _acc(det, pgd(det, x, y, eps, steps=20, restarts=1), y) <= 0.2
+    rnd = VQPurifier(CB, rlevel=25, seed=0)
+    rnd.freeze(rnd.draw_ranks((3, 16, 16)))
+    frozen = Defended(rnd, model).eval()
+    keep = correct_draws(frozen, x, y) == 1
+    adv = pgd(frozen, x[keep], y[keep], eps, steps=20, restarts=1)
+    assert _acc(frozen, adv, y[keep]) <= 0.2  # with the randomness frozen it falls like the deterministic one
+
+
+def test_seed_bpda_is_a_box_corner_attack(model, data) -> None:
+    from symcodec.attacks.pgd import seed_bpda
+
+    x, y = _clean_correct(model, *data)
+    x, y = x[:2], y[:2]
+    d = Defended(Identity(), model).eval()
+    adv = seed_bpda(d, x, y, 4 / 255)
+    dev = (adv - x).abs()
+    inside = (x > 4 / 255) & (x < 1 - 4 / 255)
+    assert torch.allclose(dev[inside], torch.full_like(dev[inside], 4 / 255), atol=1e-5)
+
+
+def test_reachable_codewords_single_at_eps_zero_and_many_at_8(data) -> None:
+    from symcodec.attacks.vq import reachable_counts
+
+    x = data[0][:2]
+    pur = VQPurifier(CB)
+    assert (reachable_counts(pur, x, 0.0, samples=4) == 1).all()
+    c8 = reachable_counts(pur, x, 8 / 255, samples=16)
+    assert c8.mean() > 2
+
+
+def test_runner_worst_case_and_resume(model, data, tmp_path, monkeypatch) -> None:
+    x, y = data
+    x, y = x[:8], y[:8]
+    defs = {"none": Defended(Identity(), model), "sym": Defended(VQPurifier(CB), model)}
+    specs = [parse_attack("fgsm"), parse_attack("pgd:steps=5,restarts=1")]
+    st = tmp_path / "s.state"
+    out = evaluate(defs, x, y, [0.0, 8 / 255], specs, state_path=st, meta={"t": 1}, progress=False)
+    rows = {(r["defense"], r["eps_255"], r["attack"]): r for r in out["rows"]}
+    for dn in ("none", "sym"):
+        assert rows[(dn, 0.0, "worst-case")]["accuracy"] == rows[(dn, 0.0, "clean")]["accuracy"]
+        wc = rows[(dn, 8.0, "worst-case")]["accuracy"]
+        assert wc <= min(rows[(dn, 8.0, a.label)]["accuracy"] for a in specs)
+    assert rows[("none", 8.0, "worst-case")]["accuracy"] == 0.0
+
+    import symcodec.attacks.runner as rmod
+
+    def boom(*a, **k):
+        raise AssertionError("resumed run must not attack again")
+
+    monkeypatch.setattr(rmod, "craft", boom)
+    again = evaluate(defs, x, y, [0.0, 8 / 255], specs, state_path=st, meta={"t": 1}, progress=False)
+    assert [r["accuracy"] for r in again["rows"]] == [r["accuracy"] for r in out["rows"]]
+    with pytest.raises(SymcodecError):
+        evaluate(defs, x, y, [0.0], specs, state_path=st, meta={"t": 2}, progress=False)
+
+
+def test_parse_errors_and_cli(tmp_path, cifar_test_tar) -> None:
+    from symcodec.cli import main
+
+    for bad in ("nope", "pgd:bogus=1", "pgd:steps"):
+        with pytest.raises(SymcodecError):
+            parse_attack(bad)
+    r = CliRunner().invoke(main, ["robustness", str(cifar_test_tar), "--model", "seed-cifar10", "--eps", "x/255"])
+    assert r.exit_code != 0 and "Traceback" not in r.output and "eps" in r.output
+    out = tmp_path / "r.json"
+    r = CliRunner().invoke(main, ["robustness", str(cifar_test_tar), "--model", "seed-cifar10", "--defense", "bits:5",
+                                  "--attack", "fgsm", "--eps", "0,8/255", "--limit", "10", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    d = json.loads(out.read_text())
+    assert {"name", "description", "results", "settings", "versions", "git_commit", "seed"} <= set(d)
+    assert len(d["settings"]) == len(d["results"]["accuracy"]) and d["dataset"]["n"] == 10
+    assert [s["attack"] for s in d["settings"]] == ["clean", "fgsm", "worst-case", "fgsm", "worst-case"]
+    assert np.isclose(d["results"]["accuracy"][0], d["results"]["accuracy"][2])  # eps 0 worst case equals clean
