@@ -12,6 +12,8 @@ help:  ## list targets
 $(VENV)/.installed: setup.py Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,bench]'
+	# torchattacks pins requests~=2.25 and more; its code needs only torch, numpy, scipy (from bench): no deps
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps torchattacks==3.5.1
 	touch $@
 
 install: $(VENV)/.installed  ## create .venv and install symcodec with test and bench extras
