@@ -125,9 +125,11 @@ def test_runner_worst_case_and_resume(model, data, tmp_path, monkeypatch) -> Non
     x, y = data
     x, y = x[:8], y[:8]
     defs = {"none": Defended(Identity(), model), "sym": Defended(VQPurifier(CB), model)}
-    specs = [parse_attack("fgsm"), parse_attack("pgd:steps=5,restarts=1")]
+    specs = [parse_attack("model-pgd:steps=2"), parse_attack("fgsm"), parse_attack("pgd:steps=5,restarts=1")]
     st = tmp_path / "s.state"
-    out = evaluate(defs, x, y, [0.0, 8 / 255], specs, state_path=st, meta={"t": 1}, progress=False)
+    kw = {"sources": {"model-wb": model}, "progress": False}
+    out = evaluate(defs, x, y, [0.0, 8 / 255], specs, state_path=st, meta={"t": 1}, **kw)
+    assert len(list(tmp_path.glob("adv-model-pgd-*.pt"))) == 2  # source adversarials cached once per eps
     rows = {(r["defense"], r["eps_255"], r["attack"]): r for r in out["rows"]}
     for dn in ("none", "sym"):
         assert rows[(dn, 0.0, "worst-case")]["accuracy"] == rows[(dn, 0.0, "clean")]["accuracy"]
@@ -141,10 +143,10 @@ def test_runner_worst_case_and_resume(model, data, tmp_path, monkeypatch) -> Non
         raise AssertionError("resumed run must not attack again")
 
     monkeypatch.setattr(rmod, "craft", boom)
-    again = evaluate(defs, x, y, [0.0, 8 / 255], specs, state_path=st, meta={"t": 1}, progress=False)
+    again = evaluate(defs, x, y, [0.0, 8 / 255], specs, state_path=st, meta={"t": 1}, **kw)
     assert [r["accuracy"] for r in again["rows"]] == [r["accuracy"] for r in out["rows"]]
     with pytest.raises(SymcodecError):
-        evaluate(defs, x, y, [0.0], specs, state_path=st, meta={"t": 2}, progress=False)
+        evaluate(defs, x, y, [0.0], specs, state_path=st, meta={"t": 2}, **kw)
 
 
 def test_parse_errors_and_cli(tmp_path, cifar_test_tar) -> None:

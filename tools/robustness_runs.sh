@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The robustness runs behind results/robustness/*.json, one after another (each resumes from its state file).
 # Budget-limited on a shared 2-core CPU: image counts, steps, restarts and EOT draws are stated in each JSON.
+#   tools/robustness_runs.sh [cifar-seed|cifar-adaptive EPS TAG|cifar-random|mnist EPS TAG] ...
 set -u
 cd "$(dirname "$0")/.."
 SC=${SC:-.venv/bin/symcodec}
@@ -9,22 +10,33 @@ R=results/robustness
 S=${STATE_DIR:-$R/state}
 MODEL=${CIFAR_MODEL:-seed-cifar10}
 SURR=${CIFAR_SURROGATE:-seed-cifar10-holdout}
+MNIST_MODEL=${MNIST_MODEL:-mnist-clean}
+MNIST_SURR=${MNIST_SURROGATE:-}
+N=${N:-500}
 mkdir -p $S
 run() { echo "== $(date -u +%H:%M:%S) $*" >&2; "$SC" robustness "$@" || echo "FAILED: $*" >&2; }
-adaptive() {  # eps tag: full white-box adaptive worst case; early stop = each attack sees the survivors only
-  run cifar10 --model $MODEL --defense none --defense sym:$CB --defense jpeg:75 --defense jpeg:50 --defense bits:5 \
-      --attack 'fgsm+pgd:restarts=2+apgd-dlr+pgd-soft+reachable+square:queries=500' --eps "$1" --limit 500 \
-      --json $R/cifar10-adaptive-$2.json --state $S/cifar10-adaptive-$2.state
-}
-# 1. SymDNN's weak protocol beside adaptive attacks, same model and images (standalone numbers).
-run cifar10 --model $MODEL --defense sym:$CB,random=25 --defense sym:$CB \
-    --attack 'seed-bpda+pgd:restarts=1+eot-pgd:steps=30;eot=10' --eps 4/255,8/255 --limit 200 --no-early-stop \
-    --json $R/cifar10-seed-vs-adaptive.json --state $S/cifar10-seed-vs-adaptive.state
-adaptive 8/255 eps8
-# 2. Threat models 1 (model white-box, defense black-box) and 2 (transfer from a separately trained model).
-run cifar10 --model $MODEL --surrogate $SURR --defense none --defense sym:$CB --defense sym:$CB,random=25 \
-    --defense jpeg:75 --defense jpeg:50 --defense bits:5 --attack 'model-pgd:steps=10+transfer:steps=10' \
-    --eps 2/255,4/255,8/255 --limit 500 --no-early-stop \
-    --json $R/cifar10-transfer.json --state $S/cifar10-transfer.state
-adaptive 4/255 eps4
-adaptive 2/255 eps2
+TM='model-pgd:steps=10+transfer:steps=10'
+ADAPT='fgsm+pgd:restarts=2+apgd-dlr+pgd-soft+reachable+square:queries=500'
+case "${1:-all}" in
+  cifar-seed)  # SymDNN's weak protocol beside adaptive attacks, same model and images (standalone numbers)
+    run cifar10 --model $MODEL --defense sym:$CB,random=25 --defense sym:$CB \
+        --attack 'seed-bpda+pgd:restarts=1+eot-pgd:steps=30;eot=10' --eps 4/255,8/255 --limit 200 --no-early-stop \
+        --json $R/cifar10-seed-vs-adaptive.json --state $S/cifar10-seed-vs-adaptive.state ;;
+  cifar-adaptive)  # threat models 1 and 2 (standalone, first), then white-box adaptive attacks on the survivors
+    run cifar10 --model $MODEL --surrogate $SURR --defense none --defense sym:$CB --defense jpeg:75 --defense jpeg:50 \
+        --defense bits:5 --attack "$TM+$ADAPT" --eps "$2" --limit $N \
+        --json $R/cifar10-$3.json --state $S/cifar10-$3.state ;;
+  cifar-random)  # the randomized purifier: threat models 1 and 2, then STE PGD, then EOT PGD on the survivors
+    run cifar10 --model $MODEL --surrogate $SURR --defense sym:$CB,random=25 \
+        --attack "$TM+pgd:restarts=1+eot-pgd:steps=30;eot=10" --eps "$2" --limit $N \
+        --json $R/cifar10-random-$3.json --state $S/cifar10-random-$3.state ;;
+  mnist)
+    SURRO=${MNIST_SURR:+--surrogate $MNIST_SURR}
+    T=$([ -n "$MNIST_SURR" ] && echo "$TM" || echo "model-pgd:steps=10")
+    run mnist --model $MNIST_MODEL $SURRO --defense none --defense sym:mnist-2x2-k256 --defense sym:mnist-2x2-k256,random=25 \
+        --defense jpeg:75 --defense bits:1 --attack "$T+fgsm+pgd:restarts=2+apgd-dlr+pgd-soft+reachable+eot-pgd:steps=30;eot=10+square:queries=500" \
+        --eps "$2" --limit $N --json $R/mnist-$3.json --state $S/mnist-$3.state ;;
+  all)
+    for a in "cifar-seed" "cifar-adaptive 8/255 eps8" "cifar-adaptive 4/255 eps4" "cifar-random 8/255,4/255 eps8-4" \
+             "cifar-adaptive 2/255 eps2" "mnist 0.3,0.2,0.1 all"; do "$0" $a; done ;;
+esac

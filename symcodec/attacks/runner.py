@@ -194,7 +194,7 @@ def evaluate(
                         raise SymcodecError(f"attack {spec.name} needs a {spec.threat} source model")
                     ck = f"{spec.threat}|{spec.label}|{eps}"
                     if ck not in cache:
-                        cache[ck] = _batched(spec, src, x, y, eps, batch, seed, f"{spec.label} (source) {eps * 255:.3g}/255", progress)
+                        cache[ck] = _source_adv(spec, src, x, y, eps, batch, seed, progress, state_path, meta or {})
                     adv_all = cache[ck]
                     if todo:
                         res_t = correct_draws(model, adv_all[todo], y[todo], nd)
@@ -235,6 +235,33 @@ def evaluate(
             wc["accuracy_all_draws"] = float(alive_all.mean())
             rows.append(wc)
     return {"rows": rows, "n": n}
+
+
+def _source_adv(spec: AttackSpec, src: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, batch: int, seed: int,
+                progress: bool, state_path: Path | None, meta: dict[str, Any]) -> torch.Tensor:
+    """Defense-independent adversarial images (model-wb / transfer), cached beside the state file as uint8."""
+    import hashlib
+
+    tag = json.dumps([meta.get("dataset"), meta.get("model"), meta.get("surrogate"), spec.threat, spec.label,
+                      round(eps, 8), len(x), seed])
+    path = None
+    if state_path is not None:
+        path = state_path.parent / f"adv-{spec.name}-{hashlib.sha256(tag.encode()).hexdigest()[:16]}.pt"
+        if path.exists():
+            blob = torch.load(path, weights_only=True)
+            if blob.get("tag") == tag:
+                return blob["adv"].float() / 255
+    adv = _batched(spec, src, x, y, eps, batch, seed, f"{spec.label} (source) {eps * 255:.3g}/255", progress)
+    if path is not None:
+        import io
+
+        from ..codebook import atomic_write
+
+        buf = io.BytesIO()
+        torch.save({"tag": tag, "adv": torch.round(adv * 255).to(torch.uint8)}, buf)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, buf.getvalue())
+    return adv
 
 
 def _batched(spec: AttackSpec, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, batch: int,

@@ -1,0 +1,70 @@
+"""Markdown tables of the robustness results (results/robustness/*.json) for the README.
+
+    python tools/robustness_table.py [results/robustness]
+"""
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+
+def load_rows(path: Path) -> list[dict]:
+    d = json.loads(path.read_text())
+    res, rows = d["results"], []
+    for i, s in enumerate(d["settings"]):
+        rows.append({**s, **{k: v[i] for k, v in res.items()}, "file": path.name, "n_images": d["dataset"]["n"]})
+    return rows
+
+
+def fmt(r: dict | None) -> str:
+    if r is None:
+        return ""
+    a = f"{100 * r['accuracy']:.1f}"
+    if r.get("accuracy_all_draws") is not None and abs(r["accuracy_all_draws"] - r["accuracy"]) > 1e-9:
+        a += f" ({100 * r['accuracy_all_draws']:.1f})"
+    return a if r.get("standalone", True) else f"≤{a}"
+
+
+def table(rows: list[dict]) -> str:
+    attacks: list[str] = []
+    cells: dict[tuple, dict] = {}
+    clean: dict[tuple, dict] = {}
+    groups: dict[tuple, set] = defaultdict(set)
+    for r in rows:
+        key = (r["defense"], r["file"])
+        if r["attack"] == "clean":
+            clean[key] = r
+            continue
+        if r["attack"] not in attacks:
+            attacks.append(r["attack"])
+        cells[(key, r["eps_255"], r["attack"])] = r
+        groups[key].add(r["eps_255"])
+    head = "| defense | file | eps (/255) | n | clean | " + " | ".join(attacks) + " |"
+    out = [head, "|" + "---|" * (5 + len(attacks))]
+    for key in groups:
+        for e in sorted(groups[key], reverse=True):
+            c = clean.get(key)
+            line = [key[0], key[1].replace(".json", ""), f"{e:g}", str(c["n"] if c else ""), fmt(c)]
+            line += [fmt(cells.get((key, e, a))) for a in attacks]
+            out.append("| " + " | ".join(line) + " |")
+    return "\n".join(out)
+
+
+def main() -> None:
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else "results/robustness")
+    by_ds: dict[str, list[dict]] = defaultdict(list)
+    for p in sorted(root.glob("*.json")):
+        if p.name == "reachable.json":
+            continue
+        by_ds[p.name.split("-")[0]].extend(load_rows(p))
+    for ds, rows in by_ds.items():
+        print(f"\n### {ds}\n")
+        print(table(rows))
+    print("\nAccuracy in %. (x) = every one of the draws correct, for randomized purifiers (else majority of draws). "
+          "≤ = cumulative: with early stop the attack only saw examples all earlier columns failed to break.")
+
+
+if __name__ == "__main__":
+    main()
