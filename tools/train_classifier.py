@@ -138,6 +138,7 @@ def main() -> None:
     hp["lr"] *= args.lr_scale
     if args.init:
         hp["whiten_bias_epochs"] = 0
+        hp["preprocess"] = "kept from --init"
     train_src, test_src = (str((ROOT / p).resolve()) for p in DATA[dataset])
     t0 = time.time()
     xtr, ytr, _ = load_dataset(train_src, args.limit)
