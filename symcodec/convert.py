@@ -92,9 +92,32 @@ def iter_source(src: str | os.PathLike[str]) -> Iterator[Sample]:
     """`symcodec.sources.iter_samples`, with a fast reader for uncompressed tars (same keys, labels, order)."""
     from .sources import IMAGE_EXT, kind
 
-    if kind(src) != "tar" or not tario.is_plain_tar(src):
+    k = kind(src)
+    if k == "mnist":
+        return _with_mnist_labels(src)
+    if k != "tar" or not tario.is_plain_tar(src):
         return iter_samples(src)
     return _iter_plain_tar(str(src), IMAGE_EXT)
+
+
+def mnist_labels(images: str | os.PathLike[str]) -> Path | None:
+    """The labels file beside an MNIST images file: `*-labels-idx1*` or `*-labels.idx1*` naming."""
+    from .sources import mnist_labels_path
+
+    p = Path(images)
+    alt = p.with_name(p.name.replace("images.idx3", "labels.idx1"))
+    return mnist_labels_path(p) or (alt if alt != p and alt.exists() else None)
+
+
+def _with_mnist_labels(src: str | os.PathLike[str]) -> Iterator[Sample]:
+    from .sources import read_idx
+
+    lp = mnist_labels(src)
+    labels = read_idx(lp) if lp else None
+    for i, s in enumerate(iter_samples(src)):
+        if s.label is None and labels is not None:
+            s.label = int(labels[i])
+        yield s
 
 
 def _iter_plain_tar(path: str, exts: tuple[str, ...]) -> Iterator[Sample]:
@@ -251,7 +274,8 @@ def _collect(items: list, results: list, writer: ShardWriter | None, journal: Jo
         if err is not None:
             recs.append({"key": key, "error": err})
             summary.failures += 1
-            summary.errors.append(f"{key}: {err}")
+            if len(summary.errors) < 100:
+                summary.errors.append(f"{key}: {err}")
             print(f"symcodec convert: skipped {key}: {err}", file=sys.stderr)
             continue
         rec = {"key": key, "path": name, "label": lab, "src_bytes": src_n, "out_bytes": out_n}

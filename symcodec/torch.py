@@ -18,7 +18,7 @@ import torch
 from . import codec, registry, tario
 from .codebook import Codebook
 from .errors import DatasetError
-from .sources import IMAGE_EXT, kind, mnist_labels_path, read_idx
+from .sources import IMAGE_EXT, kind, read_idx
 
 __all__ = ["ImageDataset", "Purify", "SymDataset", "to_tensor"]
 
@@ -74,9 +74,9 @@ class ImageDataset(torch.utils.data.Dataset):
         self._offsets = self._sizes = None
         if k == "mnist":
             self._mnist = read_idx(root)
-            lp = mnist_labels_path(Path(root))
-            alt = Path(root).with_name(Path(root).name.replace("images.idx3", "labels.idx1"))
-            lp = lp or (alt if alt.exists() and alt != Path(root) else None)
+            from .convert import mnist_labels
+
+            lp = mnist_labels(root)
             raw = read_idx(lp) if lp else None
             names = [f"{i:05d}" for i in range(len(self._mnist))]
             raw_labels = [str(int(v)) for v in raw] if raw is not None else [None] * len(names)

@@ -204,6 +204,7 @@ def test_mnist_source(tmp_path, mnist_test_images):
     s = cv.convert(mnist_test_images, tmp_path / "m.tar", workers=0, limit=50, progress=False)
     assert s.images == 50 and s.total_src_bytes == 50 * 784
     m = _members(tmp_path / "m.tar")
+    assert m["t10k/00000.cls"] == b"7" and m["t10k/00001.cls"] == b"2"  # labels from the idx1 file beside it
     px = symcodec.decode(m["t10k/00003.sym"])
     assert px.shape == (28, 28)
     raw = symcodec.sources.read_idx(mnist_test_images)[3]
