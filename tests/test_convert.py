@@ -111,6 +111,12 @@ def test_webdataset_labels_and_reverse_to_png(tmp_path, cifar_test_tar):
         px = np.asarray(Image.open(tmp_path / "png" / f"{i:04d}.png"))
         assert np.array_equal(px, symcodec.decode(m[f"{i:04d}.sym"]))
         assert (tmp_path / "png" / f"{i:04d}.cls").read_text() == str(i % 3)
+    cv.convert(tmp_path / "s.tar", tmp_path / "j.tar", to="jpeg", quality=90, workers=0, progress=False)
+    j = _members(tmp_path / "j.tar")
+    assert list(j) == [n.replace(".sym", ".jpg") for n in m]
+    back = np.asarray(Image.open(io.BytesIO(j["0002.jpg"])), np.float64)
+    assert Image.open(io.BytesIO(j["0002.jpg"])).format == "JPEG"
+    assert np.abs(back - symcodec.decode(m["0002.sym"])).mean() < 4
 
 
 def test_corrupt_image_is_reported_skipped_and_exit_code_says_so(tmp_path, cifar_images):
@@ -157,6 +163,32 @@ def test_resume_after_interrupt_gives_identical_output(tmp_path, cifar_test_tar,
     assert s.skipped == 160 and s.images == 140 and s.total_images == 300
     assert _shard_bytes(tmp_path / "crash") == _shard_bytes(tmp_path / "clean")
     assert not list((tmp_path / "crash").glob("*.partial"))
+
+
+def test_folder_output_resumes_after_interrupt(tmp_path, cifar_test_tar, monkeypatch):
+    kw = {"workers": 0, "limit": 120, "chunk": 16, "progress": False}
+    real, calls = cv._collect, []
+
+    def crash_after_three(*a):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        calls.append(1)
+        real(*a)
+
+    monkeypatch.setattr(cv, "_collect", crash_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        cv.convert(cifar_test_tar, tmp_path / "out", **kw)
+    monkeypatch.setattr(cv, "_collect", real)
+    # the 4th chunk's files were written (rename: complete) but never journaled; the rerun redoes them
+    assert len(list((tmp_path / "out").rglob("*.sym"))) == 64
+    assert sum("key" in r for r in _manifest(tmp_path / "out" / "manifest.jsonl")) == 48
+    s = cv.convert(cifar_test_tar, tmp_path / "out", **kw)
+    assert (s.skipped, s.images, s.total_images) == (48, 72, 120)
+    files = sorted((tmp_path / "out").rglob("*.sym"))
+    assert len(files) == 120 and not list((tmp_path / "out").rglob("*.tmp"))
+    recs = [r for r in _manifest(tmp_path / "out" / "manifest.jsonl") if "key" in r]
+    assert [r["path"] for r in recs] == [x.key[:-4] + ".sym" for x in itertools.islice(iter_samples(cifar_test_tar), 120)]
+    assert all(symcodec.decode(f).shape == (32, 32, 3) for f in files)
 
 
 def test_kill9_mid_run_then_rerun_completes(tmp_path, cifar_test_tar):
