@@ -220,7 +220,7 @@ def convert(
         plan = Plan(to, codebook, embed_codebook, quality, None if is_tar else str(Path(dst)))
         if not is_tar:
             Path(dst).mkdir(parents=True, exist_ok=True)
-        todo = _skip_done(samples, journal)
+        todo = iter(()) if limit is not None and journal.done >= limit else _skip_done(samples, journal)
         _run(plan, _chunks(todo, chunk), workers, writer, journal, summary, progress)
         if writer is not None:
             writer.close()

@@ -133,6 +133,8 @@ def test_corrupt_image_is_reported_skipped_and_exit_code_says_so(tmp_path, cifar
     assert np.array_equal(symcodec.decode(tmp_path / "out/cat/a.sym"), symcodec.purify(cifar_images[0], CB))
     res = r.invoke(main, ["convert", str(src), str(tmp_path / "out"), "-j", "0"])  # rerun: nothing to do, still failing
     assert res.exit_code == 1 and "0 images" in res.output and "3 done before" in res.output
+    res = r.invoke(main, ["convert", str(src), str(tmp_path / "out"), "-j", "0", "--limit", "2"])  # a shorter prefix is done too
+    assert res.exit_code == 1 and "0 images" in res.output and "Traceback" not in res.output
     res = r.invoke(main, ["convert", str(src), str(tmp_path / "out"), "-j", "0", "-c", "cifar10-2x2-k128"])
     assert res.exit_code == 1 and "other settings" in res.output and "Traceback" not in res.output
 
