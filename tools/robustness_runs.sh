@@ -8,7 +8,8 @@ SC=${SC:-.venv/bin/symcodec}
 CB=cifar10-2x2-k2048
 R=results/robustness
 S=${STATE_DIR:-$R/state}
-MODEL=${CIFAR_MODEL:-seed-cifar10}
+MODEL=${CIFAR_MODEL:-cifar10-clean}
+SEED_MODEL=${SEED_MODEL:-seed-cifar10}
 SURR=${CIFAR_SURROGATE:-seed-cifar10-holdout}
 MNIST_MODEL=${MNIST_MODEL:-mnist-clean}
 MNIST_SURR=${MNIST_SURROGATE:-}
@@ -19,7 +20,7 @@ TM='model-pgd:steps=10+transfer:steps=10'
 ADAPT='fgsm+pgd:restarts=2+apgd-dlr+pgd-soft+reachable+square:queries=500'
 case "${1:-all}" in
   cifar-seed)  # SymDNN's weak protocol beside adaptive attacks, same model and images (standalone numbers)
-    run cifar10 --model $MODEL --defense sym:$CB,random=25 --defense sym:$CB \
+    run cifar10 --model $SEED_MODEL --defense sym:$CB,random=25 --defense sym:$CB \
         --attack 'seed-bpda+pgd:restarts=1+eot-pgd:steps=30;eot=10' --eps 4/255,8/255 --limit 200 --no-early-stop \
         --json $R/cifar10-seed-vs-adaptive.json --state $S/cifar10-seed-vs-adaptive.state ;;
   cifar-adaptive)  # threat models 1 and 2 (standalone, first), then white-box adaptive attacks on the survivors
