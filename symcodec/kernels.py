@@ -165,9 +165,12 @@ def patch_means(sym, table_mean, out):  # pragma: no cover - compiled
 # --- exact search through lazily built grid cells (2x2 patches) ------------------------------------
 # The [0,1]^4 patch space is cut into 64^4 cells. For a cell B, U = min_c maxdist^2(B, c) bounds the
 # nearest distance of every point in B, so only centroids with mindist^2(B, c) <= U can be nearest:
-# a short candidate list (about 8 for K=2048). Lists are built the first time a cell is hit and kept.
+# a short candidate list (about 7 for K=2048). Lists are built the first time a cell is hit and kept
+# in an open-addressing hash table of int64 slots: cell key (24 bits) << 39 | start (27) << 12 | count (12).
+# A count of 0 marks a cell whose list would be incomplete; it uses the pivot search instead.
 
 CELL_BITS = 6
+_EMPTY = -1
 
 
 @numba.njit(**_JIT)
@@ -181,6 +184,18 @@ def _cell_key(x, i, nb):  # pragma: no cover - compiled
 
 
 @numba.njit(**_JIT)
+def _slot(table, key):  # pragma: no cover - compiled
+    """Index of key's slot, or of the empty slot where it would go."""
+    mask = table.shape[0] - 1
+    h = (key * 2654435761) & mask
+    while True:
+        v = table[h]
+        if v == _EMPTY or (v >> 39) == key:
+            return h
+        h = (h + 1) & mask
+
+
+@numba.njit(**_JIT)
 def _pivot_one(x, i, cent, p, lut, bits, nbr, nbrd):  # pragma: no cover - compiled
     out = np.empty(1, np.int32)
     nearest_pivot(x[i : i + 1], cent, p, lut, bits, nbr, nbrd, out)
@@ -188,46 +203,36 @@ def _pivot_one(x, i, cent, p, lut, bits, nbr, nbrd):  # pragma: no cover - compi
 
 
 @numba.njit(**_JIT)
-def cells_build(x, cent, lut, bits, nbr, nbrd, top, bcell, nblocks, cand, ncand):  # pragma: no cover
-    """Build candidate lists for the cells hit by x; returns 0, or 1/2 when blocks/candidates need more room."""
+def cells_build(x, i0, cent, lut, bits, nbr, nbrd, table, used, cand, ncand):  # pragma: no cover
+    """Build the lists of cells hit by x[i0:]; returns len(x) when done, or the row where room ran out."""
     nb = 1 << CELL_BITS
-    sub = nb >> 4  # children per parent axis (4-bit parent grid)
     inv = 1.0 / nb
     m_n = nbr.shape[1]
     k_n = cent.shape[0]
     ctr = np.empty((1, 4), np.float32)
     lo = np.empty(4, np.float64)
     hi = np.empty(4, np.float64)
-    for i in range(x.shape[0]):
+    for i in range(i0, x.shape[0]):
         key = _cell_key(x, i, nb)
-        parent = 0
-        child = 0
+        h = _slot(table, key)
+        if table[h] != _EMPTY:
+            continue
+        if 2 * (used[0] + 1) > table.shape[0] or ncand[0] + m_n > cand.shape[0] or ncand[0] + m_n >= (1 << 27):
+            return i
         kk = key
         for k in range(3, -1, -1):
             c = kk % nb
             kk //= nb
-            parent += (c // sub) * (16 ** (3 - k))
-            child += (c % sub) * (sub ** (3 - k))
             lo[k] = c * inv - 1e-6
             hi[k] = (c + 1) * inv + 1e-6
             ctr[0, k] = np.float32((c + 0.5) * inv)
-        b = top[parent]
-        if b >= 0 and bcell[b, child] != -1:
-            continue
-        if b < 0:
-            if nblocks[0] >= bcell.shape[0]:
-                return 1
-            b = nblocks[0]
-            nblocks[0] += 1
-            top[parent] = b
         g = _pivot_one(ctr, 0, cent, 2, lut, bits, nbr, nbrd)
         u = np.inf
         mg = 0.0
         for k in range(4):
             a = max(abs(cent[g, k] - lo[k]), abs(cent[g, k] - hi[k]))
             mg += a * a
-        # U from the guess and its nearest neighbours (any upper bound is sound; smaller is faster)
-        for m in range(min(m_n, 48)):
+        for m in range(min(m_n, 48)):  # any upper bound on U is sound; a smaller one is faster
             c = nbr[g, m]
             md = 0.0
             for k in range(4):
@@ -246,50 +251,53 @@ def cells_build(x, cent, lut, bits, nbr, nbrd, top, bcell, nblocks, cand, ncand)
                 a = lo[k] - v if v < lo[k] else (v - hi[k] if v > hi[k] else 0.0)
                 md += a * a
             if md <= ulim:
-                if ncand[0] >= cand.shape[0]:
-                    ncand[0] = start
-                    return 2
                 cand[ncand[0]] = c
                 ncand[0] += 1
             m += 1
-        if (m == m_n and m_n < k_n) or ncand[0] - start >= 65536:
+        count = ncand[0] - start
+        if (m == m_n and m_n < k_n) or count >= 4096:
             ncand[0] = start
-            bcell[b, child] = -2  # list would be incomplete: this cell uses the pivot search
-        else:
-            bcell[b, child] = (start << 16) | (ncand[0] - start)
-    return 0
+            count = 0
+        table[h] = (np.int64(key) << 39) | (np.int64(start) << 12) | count
+        used[0] += 1
+    return x.shape[0]
 
 
 @numba.njit(**_JIT)
-def cells_search(x, cent, lut, bits, nbr, nbrd, top, bcell, cand, out):  # pragma: no cover
-    """Exact nearest centroid using the built cells (pivot search for cells without a list)."""
+def cells_search(x, i0, cent, lut, bits, nbr, nbrd, table, cand, out):  # pragma: no cover
+    """Exact nearest centroid from x[i0:] on; returns len(x), or the first row whose cell is not built."""
     nb = 1 << CELL_BITS
-    sub = nb >> 4
-    for i in range(x.shape[0]):
+    for i in range(i0, x.shape[0]):
         inside = True
         for k in range(4):
             if not (x[i, k] >= 0.0 and x[i, k] <= 1.0):
                 inside = False
-        b = -1
-        child = 0
-        if inside:
-            parent = 0
-            for k in range(4):
-                c = min(int(x[i, k] * nb), nb - 1)
-                parent = parent * 16 + c // sub
-                child = child * sub + c % sub
-            b = top[parent]
-        v = bcell[b, child] if b >= 0 else -1
-        if v < 0:
+        if not inside:
             out[i] = _pivot_one(x, i, cent, 2, lut, bits, nbr, nbrd)
             continue
-        s0 = v >> 16
+        v = table[_slot(table, _cell_key(x, i, nb))]
+        if v == _EMPTY:
+            return i
+        count = v & 0xFFF
+        if count == 0:
+            out[i] = _pivot_one(x, i, cent, 2, lut, bits, nbr, nbrd)
+            continue
+        s0 = (v >> 12) & 0x7FFFFFF
         best = np.float32(np.inf)
         bi = 0
-        for j in range(s0, s0 + (v & 0xFFFF)):
-            c = cand[j]
+        for j in range(s0, s0 + count):
+            c = np.int32(cand[j])
             s = _sqdist(x, i, cent, c, 4)
             if s < best or (s == best and c < bi):
                 best = s
                 bi = c
         out[i] = bi
+    return x.shape[0]
+
+
+@numba.njit(**_JIT)
+def cells_rehash(old, new):  # pragma: no cover - compiled
+    """Move every slot of `old` into the larger table `new`."""
+    for v in old:
+        if v != _EMPTY:
+            new[_slot(new, v >> 39)] = v

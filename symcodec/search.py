@@ -10,6 +10,8 @@ from . import kernels
 
 _MAX_NEIGHBOURS = 256
 _BITS = 4  # guess table: 16 levels per patch quadrant (65,536 cells)
+_MAX_CAND = 1 << 25  # cell-cache bounds: 32M candidates (64 MiB), 16M slots (128 MiB)
+_MAX_SLOTS = 1 << 24
 
 
 class Searcher:
@@ -40,32 +42,40 @@ class Searcher:
         self.nbr = np.ascontiguousarray(nn, dtype=np.int32)
         self.nbrd = np.ascontiguousarray(np.sqrt(np.maximum(dn, 0)), dtype=np.float32)
         self._lock = threading.Lock()
-        self.top = np.full(16**4, -1, np.int32)
-        self.bcell = np.full((0, 256), -1, np.int64)  # per cell: -1 unbuilt, -2 pivot, else start << 16 | count
-        self.cand = np.zeros(0, np.int32)
-        self.nblocks = np.zeros(1, np.int64)
+        self.table = np.full(1 << 16, -1, np.int64)  # cell hash table (kernels.cells_*)
+        self.used = np.zeros(1, np.int64)
+        self.cand = np.zeros(1 << 16, np.uint16 if k <= 65536 else np.int32)
         self.ncand = np.zeros(1, np.int64)
 
-    def _build(self, x: np.ndarray) -> None:
-        """Make sure every cell hit by x has its candidate list (single-threaded, under a lock)."""
+    def _build(self, x: np.ndarray, i: int) -> None:
+        """Build the cells hit by x[i:], growing the tables as needed (single-threaded, under a lock)."""
         with self._lock:
             while True:
-                r = kernels.cells_build(x, self.centroids, self.lut, self.bits, self.nbr, self.nbrd, self.top,
-                                        self.bcell, self.nblocks, self.cand, self.ncand)
-                if r == 0:
+                i = kernels.cells_build(x, i, self.centroids, self.lut, self.bits, self.nbr, self.nbrd,
+                                        self.table, self.used, self.cand, self.ncand)
+                if i == x.shape[0]:
                     return
-                if r == 1:
-                    n = max(64, self.bcell.shape[0])
-                    self.bcell = np.concatenate([self.bcell, np.full((n, 256), -1, np.int64)])
+                if self.ncand[0] > _MAX_CAND or self.table.size >= _MAX_SLOTS:
+                    # the cell cache is only a cache: start it afresh rather than grow without bound
+                    self.table = np.full(1 << 16, -1, np.int64)
+                    self.used[0] = self.ncand[0] = 0
+                elif 2 * (self.used[0] + 1) > self.table.size:
+                    new = np.full(2 * self.table.size, -1, np.int64)
+                    kernels.cells_rehash(self.table, new)
+                    self.table = new
                 else:
-                    self.cand = np.concatenate([self.cand, np.zeros(max(1 << 16, self.cand.size), np.int32)])
+                    self.cand = np.concatenate([self.cand, np.zeros(self.cand.size, self.cand.dtype)])
 
     def _run(self, x: np.ndarray, out: np.ndarray) -> None:
-        if self.patch == 2:
-            kernels.cells_search(x, self.centroids, self.lut, self.bits, self.nbr, self.nbrd,
-                                 self.top, self.bcell, self.cand, out)
-        else:
+        if self.patch != 2:
             kernels.nearest_pivot(x, self.centroids, self.patch, self.lut, self.bits, self.nbr, self.nbrd, out)
+            return
+        i = 0
+        while True:
+            i = kernels.cells_search(x, i, self.centroids, self.lut, self.bits, self.nbr, self.nbrd, self.table, self.cand, out)
+            if i == x.shape[0]:
+                return
+            self._build(x, i)
 
     def nearest(self, x: np.ndarray, threads: int = 1) -> np.ndarray:
         """Index of the nearest centroid for each row of float32 x (n, d)."""
@@ -73,8 +83,6 @@ class Searcher:
         out = np.empty(x.shape[0], dtype=np.int32)
         if x.shape[0] == 0:
             return out
-        if self.patch == 2:
-            self._build(x)
         if threads <= 1 or x.shape[0] < 32768:
             self._run(x, out)
             return out
