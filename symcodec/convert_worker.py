@@ -114,7 +114,8 @@ def _pixels(data: bytes | None, pixels: Any) -> tuple[Any, str, dict[str, bytes]
 def encode_many(images: list[tuple[Any, str, dict[str, bytes]]], cb: Any, embed_codebook: bool = False) -> list[bytes]:
     """`symcodec.encode` for many (pixels, mode, metadata) at once: one centroid search per image shape.
 
-    Gives the same bytes as `symcodec.encode` image by image (tests check it), with less per-call overhead.
+    Gives the same bytes as `symcodec.encode` image by image (tests check it, and each worker checks it
+    at start-up, falling back to `symcodec.encode` if the two ever differ), with less per-call overhead.
     """
     import numpy as np
 
@@ -138,10 +139,12 @@ def encode_many(images: list[tuple[Any, str, dict[str, bytes]]], cb: Any, embed_
         batch = np.stack([images[i][0][:, :, :planes] for i in idx])
         sym = _quantize(batch, cb)
         gh, gw = sym.shape[2:]
-        hdr = Header(w, h, mode, cb.patch, cb.colour, cb.model.model_id, cb.k, cb.id, planes * gh * gw)
+        ctx = getattr(cb, "context_model", None)  # entropy model 2 where the codebook has one
+        model = ctx if ctx is not None else cb.model
+        hdr = Header(w, h, mode, cb.patch, cb.colour, model.model_id, cb.k, cb.id, planes * gh * gw)
         for j, i in enumerate(idx):
             a, _, meta = images[i]
-            f = SymFile(hdr, payload=cb.model.encode(sym[j]))
+            f = SymFile(hdr, payload=ctx.encode(list(sym[j])) if ctx is not None else cb.model.encode(sym[j]))
             if planes < a.shape[2]:
                 f.alpha = zlib.compress(np.ascontiguousarray(a[:, :, planes]).tobytes(), 9)
             f.codebook = cbok
