@@ -158,8 +158,12 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
 
 def mnist_labels_path(images: Path) -> Path | None:
     """The labels file beside an MNIST images file, if present."""
-    cand = images.with_name(images.name.replace("images-idx3", "labels-idx1"))
-    return cand if cand.exists() and cand != images else None
+    name = images.name
+    for a, b in (("images-idx3", "labels-idx1"), ("images.idx3", "labels.idx1")):
+        cand = images.with_name(name.replace(a, b))
+        if cand != images and cand.exists():
+            return cand
+    return None
 
 
 def _iter_mnist(path: Path) -> Iterator[Sample]:

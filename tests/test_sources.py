@@ -1,0 +1,39 @@
+"""Dataset sources: labels from class folders, WebDataset .cls members and MNIST label files."""
+from __future__ import annotations
+
+import io
+import tarfile
+
+import numpy as np
+from PIL import Image
+
+from symcodec import sources
+
+
+def test_mnist_images_come_with_labels(mnist_test_images):
+    x, y, classes = sources.load_arrays(mnist_test_images, limit=10)
+    assert x.shape == (10, 28, 28, 1) and x.dtype == np.uint8
+    assert y.tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]  # the first MNIST test labels
+    assert classes == [str(i) for i in range(10)]
+
+
+def test_cifar_tar_labels_from_class_folders(cifar_test_tar):
+    keys = [(s.key, s.label) for _, s in zip(range(3), sources.iter_samples(cifar_test_tar))]
+    assert keys[0] == ("test/airplane/0000.jpg", "airplane")
+
+
+def test_webdataset_cls_members_and_folders(tmp_path):
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4), (1, 2, 3)).save(buf, "PNG")
+    with tarfile.open(tmp_path / "wds.tar", "w") as tf:
+        for key, lab in (("a", "3"), ("b", "7")):
+            for name, data in ((f"{key}.png", buf.getvalue()), (f"{key}.cls", lab.encode())):
+                ti = tarfile.TarInfo(name)
+                ti.size = len(data)
+                tf.addfile(ti, io.BytesIO(data))
+    got = [(s.key, s.label) for s in sources.iter_samples(tmp_path / "wds.tar")]
+    assert got == [("a.png", "3"), ("b.png", "7")]
+    (tmp_path / "f" / "cat").mkdir(parents=True)
+    Image.new("L", (3, 5)).save(tmp_path / "f" / "cat" / "x.png")
+    s = next(sources.iter_samples(tmp_path / "f"))
+    assert (s.key, s.label, s.array().shape) == ("cat/x.png", "cat", (5, 3))
