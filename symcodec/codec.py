@@ -118,6 +118,8 @@ def _pixels(image: Any) -> tuple[np.ndarray, str, dict[str, Any]]:
             if im.info.get(key):
                 val = im.info[key]
                 meta[key] = val.encode("utf-8") if isinstance(val, str) else bytes(val)
+        if meta.get("exif", b"").startswith(b"Exif\x00\x00"):  # JPEG's APP1 prefix; the spec stores the TIFF data
+            meta["exif"] = meta["exif"][6:]
     return np.ascontiguousarray(a), mode, meta
 
 
