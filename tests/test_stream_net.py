@@ -67,9 +67,9 @@ def test_udp_through_lossy_relay(jpegs, tmp_path):
     net.item_packets(None, np.asarray(Image.open(jpegs / "00.jpg")), cb, 0, 0)  # warm-up: no stall mid-stream
     addr, t, box = _start_receiver(tmp_path / "out", timeout=10.0, image_timeout=0.5, expect=8)
     lk = link.Link(loss=0.2, corrupt=0.2, duplicate=0.2, reorder=0.1, seed=4)
-    with link.UdpRelay(addr, lk) as relay:
+    with link.UdpRelay(addr, lk) as relay:  # kept open until the receiver is done (the relay may lag)
         st = net.send(jpegs, f"127.0.0.1:{relay.address[1]}", codebook=CB, rate=200_000, progress=False)
-    rep = _join(t, box)
+        rep = _join(t, box)
     assert st["images"] == 8 and rep["accepted"] <= st["packets"]
     assert rep["invalid"] > 0 and lk.stats["corrupted"] > 0  # corrupted datagrams were refused (images below exact)
     assert rep["images"] == 8 and rep["packets_missing"] > 0
@@ -162,7 +162,7 @@ def test_classify_on_arrival_with_manifest_labels(jpegs, tmp_path):
     net.send(src, f"127.0.0.1:{addr[1]}", codebook=CB, progress=False, manifest=manifest)
     rep = _join(t, box)
     model = models.load(net_path)
-    truth = {f"{it['image']:05d}": classes.index(it["label"]) for it in json.loads(manifest.read_text())["items"]}
+    truth = {f"{it['image']:05d}": classes.index(it["label"]) for it in net.read_manifest(manifest)["items"]}
     correct = 0
     for item in rep["items"]:
         x = torch.from_numpy(np.array(Image.open(item["path"]))).permute(2, 0, 1)[None].float() / 255
@@ -200,3 +200,10 @@ def test_cli_receive_ctrl_c_writes_report(tmp_path):
         proc.kill()
     assert proc.returncode == 0 and json.loads(stdout.strip().splitlines()[-1])["images"] == 0
     assert (out / "report.json").exists()
+
+
+def test_missing_labels_file_keeps_the_report(tmp_path):
+    rep = net.receive("127.0.0.1:0", tmp_path / "o", timeout=0.3, status=False, labels=tmp_path / "none.jsonl")
+    assert "labels_error" in rep and (tmp_path / "o" / "report.json").exists()
+    (tmp_path / "m.jsonl").write_text('{"stream": "00ab"}\n{"image": 0, "key": "a", "label": "cat"}\n{"ima')
+    assert net.read_manifest(tmp_path / "m.jsonl") == {"stream": "00ab", "items": [{"image": 0, "key": "a", "label": "cat"}]}

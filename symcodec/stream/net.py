@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .. import registry
-from ..codebook import Codebook, atomic_write
+from ..codebook import Codebook
 from ..errors import FormatError, SymcodecError
 from . import bands
 from . import packets as pk
@@ -78,7 +78,8 @@ def send(src: str | os.PathLike[str], to: str, rate: float | None = None, size: 
          progress: bool = True, manifest: str | os.PathLike[str] | None = None, fec: int = 0) -> dict[str, Any]:
     """Packetise every image of `src` and send it, paced to `rate` bit/s (None: as fast as possible).
 
-    `manifest`: also write JSON {stream, items: [{image, key, label}]} there, for `receive --labels`.
+    `manifest`: also write JSON lines there ({stream}, then {image, key, label} per image, each before its
+    packets), for `receive --labels`.
     `fec`: add one XOR parity packet per `fec` bands (restores one lost band per group; 0 = off).
     """
     from tqdm import tqdm
@@ -90,8 +91,11 @@ def send(src: str | os.PathLike[str], to: str, rate: float | None = None, size: 
     sock = socket.create_connection((host, port), timeout=10) if tcp else socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     t0 = time.monotonic()
     airtime = 0.0
-    items: list[dict[str, Any]] = []
+    log = None
     try:
+        if manifest is not None:
+            log = open(manifest, "w", encoding="utf-8")  # noqa: SIM115 - an append-only journal, closed below
+            log.write(json.dumps({"stream": stats["stream"]}) + "\n")
         for key, label, data, pixels in tqdm(iter_items(src), desc="send", unit="img", disable=not progress, file=sys.stderr):
             if limit is not None and stats["images"] >= limit:
                 break
@@ -101,6 +105,9 @@ def send(src: str | os.PathLike[str], to: str, rate: float | None = None, size: 
                 stats["failed"] += 1
                 print(f"skipped {key}: {exc}", file=sys.stderr)
                 continue
+            if log is not None:  # before the packets, so a receiver that finishes the image can read it
+                log.write(json.dumps({"image": stats["images"], "key": key, "label": label}) + "\n")
+                log.flush()
             for p in pkts:
                 if rate:
                     airtime += 8 * len(p) / rate
@@ -113,14 +120,26 @@ def send(src: str | os.PathLike[str], to: str, rate: float | None = None, size: 
                     sock.sendto(p, (host, port))
                 stats["packets"] += 1
                 stats["bytes"] += len(p)
-            items.append({"image": stats["images"], "key": key, "label": label})
             stats["images"] += 1
     finally:
         sock.close()
-        if manifest is not None:
-            atomic_write(Path(manifest), json.dumps({"stream": stats["stream"], "items": items}, indent=1).encode())
+        if log is not None:
+            log.close()
     stats["seconds"] = round(time.monotonic() - t0, 3)
     return stats
+
+
+def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A `send --manifest` journal as {stream, items}; a torn last line (sender still writing) is skipped."""
+    lines = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        try:
+            lines.append(json.loads(line))
+        except ValueError:
+            continue
+    if not lines or "stream" not in lines[0]:
+        raise FormatError(f"{path} is not a send --manifest file")
+    return {"stream": lines[0]["stream"], "items": [x for x in lines[1:] if "image" in x]}
 
 
 def receive(listen: str, out: str | os.PathLike[str], tcp: bool = False, timeout: float = 30.0,
@@ -211,6 +230,9 @@ def receive(listen: str, out: str | os.PathLike[str], tcp: bool = False, timeout
         print("\r" + rx.status(), file=sys.stderr)
     rx.counts.update(counts)
     if labels is not None:
-        rx.set_labels(json.loads(Path(labels).read_text()))
+        try:
+            rx.set_labels(read_manifest(labels))
+        except (OSError, SymcodecError, ValueError, KeyError, TypeError) as exc:  # keep the report; say why
+            rx.counts["labels_error"] = f"{type(exc).__name__}: {exc}"
     rx.save_report(Path(out) / "report.json")
     return rx.report()
