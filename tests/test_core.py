@@ -159,3 +159,16 @@ def test_training_is_reproducible(mnist_test_images):
     assert a.id == b.id and a.id != c.id
     assert a.provenance["patches"] == 20000 and a.provenance["images"] == 300
     assert a.counts.sum() == 20000 + 16
+
+
+def test_exif_from_a_jpeg_is_stored_without_app1_prefix(tmp_path):
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x010F] = "symcodec-test"
+    Image.new("RGB", (8, 8), (9, 99, 199)).save(tmp_path / "e.jpg", exif=exif)
+    with Image.open(tmp_path / "e.jpg") as im:
+        assert im.info["exif"].startswith(b"Exif\x00\x00")
+        f = symcodec.read(symcodec.encode(im))
+    assert f.exif == exif.tobytes()[6:] or f.exif == exif.tobytes()
+    assert not f.exif.startswith(b"Exif")
