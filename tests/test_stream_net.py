@@ -207,3 +207,14 @@ def test_missing_labels_file_keeps_the_report(tmp_path):
     assert "labels_error" in rep and (tmp_path / "o" / "report.json").exists()
     (tmp_path / "m.jsonl").write_text('{"stream": "00ab"}\n{"image": 0, "key": "a", "label": "cat"}\n{"ima')
     assert net.read_manifest(tmp_path / "m.jsonl") == {"stream": "00ab", "items": [{"image": 0, "key": "a", "label": "cat"}]}
+
+
+def test_tcp_send_receive(jpegs, tmp_path):
+    addr, t, box = _start_receiver(tmp_path / "out", tcp=True, timeout=10.0, expect=3)
+    st = net.send(jpegs, f"127.0.0.1:{addr[1]}", codebook=CB, tcp=True, limit=3, fec=2, progress=False)
+    rep = _join(t, box)
+    assert st["images"] == rep["images"] == rep["images_complete"] == 3 and rep["invalid"] == 0
+    cb = symcodec.get_codebook(CB)
+    for item in rep["items"]:
+        ref = symcodec.purify(np.asarray(Image.open(jpegs / f"{int(item['name'][-5:]):02d}.jpg")), cb)
+        np.testing.assert_array_equal(np.asarray(Image.open(item["path"])), ref)
