@@ -234,6 +234,15 @@ def test_parity_restores_one_lost_band_per_group(cifar_images, cb):
     par = [p for p in parsed if p.type == pk.PARITY]
     assert all(len(p) <= 255 for p in pkts) and len(par) == -(-nb // 2) and len(pkts) == nb + len(par)
     m = par[0].parity_fields()[0]
+    raw = pkts[nb]  # spec section 4 byte layout of group 0's parity packet
+    members = [c for c in parsed[:nb] if c.index % m == 0]
+    k = len(members)
+    assert raw[3] == pk.PARITY and raw[14:32] == pkts[0][14:32] and struct.unpack_from("<H", raw, 32)[0] == m
+    assert list(struct.unpack_from(f"<{k}H", raw, 34)) == [len(c.payload) // 4 for c in members]
+    xor = np.zeros(max(len(c.payload) for c in members), np.uint8)
+    for c in members:
+        xor[: len(c.payload)] ^= np.frombuffer(c.payload, np.uint8)
+    assert raw[34 + 2 * k:-4] == xor.tobytes()
     # lose band 0 and band 1 (different groups when m > 1): both come back exactly
     lost = {0, 1} if m > 1 else {0}
     rx, done = _receive([p for p, q in zip(pkts, parsed) if not (q.type == pk.BAND and q.index in lost)])
