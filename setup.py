@@ -1,12 +1,12 @@
 """Packaging for symcodec (dependencies pinned to the versions the project is tested with)."""
-from setuptools import setup
+from setuptools import find_packages, setup
 
 setup(
     name="symcodec",
     version="0.1.0",
     description="Symbolic (patch VQ) image codec and adversarial purifier, after SymDNN",
     python_requires=">=3.10,<3.15",
-    packages=["symcodec", "symcodec.codebooks", "symcodec.weights", "symcodec.stream"],
+    packages=[*find_packages(include=["symcodec", "symcodec.*"]), "symcodec.codebooks", "symcodec.weights"],
     package_dir={"symcodec.codebooks": "codebooks", "symcodec.weights": "weights"},
     package_data={"symcodec.codebooks": ["*.symcb", "*.md"], "symcodec.weights": ["*.pt", "*.md"], "symcodec": ["py.typed"]},
     install_requires=[
