@@ -27,26 +27,34 @@ def fmt(r: dict | None) -> str:
     return a if r.get("standalone", True) else f"≤{a}"
 
 
+ORDER = ["model-pgd", "transfer", "fgsm", "seed-bpda", "pgd", "eot-pgd", "apgd-dlr", "pgd-soft", "reachable", "square",
+         "worst-case"]
+HEAD = {"model-pgd": "TM1 model-wb PGD", "transfer": "TM2 transfer PGD", "fgsm": "FGSM", "seed-bpda": "seed BPDA",
+        "pgd": "PGD (STE)", "eot-pgd": "EOT-PGD", "apgd-dlr": "APGD-DLR", "pgd-soft": "PGD soft-VQ",
+        "reachable": "reachable codewords", "square": "Square", "worst-case": "**worst case**"}
+
+
 def table(rows: list[dict]) -> str:
-    attacks: list[str] = []
     cells: dict[tuple, dict] = {}
     clean: dict[tuple, dict] = {}
     groups: dict[tuple, set] = defaultdict(set)
+    present: set = set()
     for r in rows:
         key = (r["defense"], r["file"])
-        if r["attack"] == "clean":
+        name = r["attack"].split(":")[0]
+        if name == "clean":
             clean[key] = r
             continue
-        if r["attack"] not in attacks:
-            attacks.append(r["attack"])
-        cells[(key, r["eps_255"], r["attack"])] = r
+        present.add(name)
+        cells[(key, r["eps_255"], name)] = r
         groups[key].add(r["eps_255"])
-    head = "| defense | file | eps (/255) | n | clean | " + " | ".join(attacks) + " |"
+    attacks = [a for a in ORDER if a in present]
+    head = "| defense | run | eps | n | clean | " + " | ".join(HEAD[a] for a in attacks) + " |"
     out = [head, "|" + "---|" * (5 + len(attacks))]
-    for key in groups:
+    for key in sorted(groups, key=lambda k: (k[1], k[0])):
         for e in sorted(groups[key], reverse=True):
             c = clean.get(key)
-            line = [key[0], key[1].replace(".json", ""), f"{e:g}", str(c["n"] if c else ""), fmt(c)]
+            line = [f"`{key[0]}`", key[1].replace(".json", ""), f"{e:g}", str(c["n"] if c else ""), fmt(c)]
             line += [fmt(cells.get((key, e, a))) for a in attacks]
             out.append("| " + " | ".join(line) + " |")
     return "\n".join(out)

@@ -81,7 +81,7 @@ def robustness(dataset: str, model: str, defenses: list[str], attacks: list[str]
                progress: bool = True) -> dict[str, Any]:
     """Evaluate defenses x attacks x eps on a test subset; returns (and optionally writes) the result JSON."""
     from ..defense import Defended, make_purifier
-    from .runner import evaluate, parse_attack
+    from .runner import DESCRIPTIONS, evaluate, parse_attack
 
     torch.set_num_threads(threads)
     try:
@@ -118,7 +118,8 @@ def robustness(dataset: str, model: str, defenses: list[str], attacks: list[str]
         "settings": [{k: r[k] for k in ("defense", "eps", "eps_255", "attack", "threat_model")} for r in rows],
         "results": {m: [r.get(m) for r in rows] for m in metrics},
         "aggregation": "per-example worst case over attacks ('worst-case' rows); accuracy over the n test images",
-        "attacks": {s.label: {"name": s.name, "threat_model": s.threat, **s.opts} for s in specs},
+        "attacks": {s.label: {"name": s.name, "threat_model": s.threat, **s.opts, "description": DESCRIPTIONS[s.name]}
+                    for s in specs},
         "dataset": {"source": dataset, "n": len(x), "indices": f"i*N_total//{len(x)}", "first": idx[:5].tolist()},
         "model": model, "surrogate": surrogate, "draws": draws, "early_stop": early_stop,
         "versions": _versions(), "git_commit": _git(), "seed": seed,
