@@ -86,13 +86,18 @@ def info(src: str, as_json: bool) -> None:
 @click.option("--niter", default=25, show_default=True, help="k-means iterations.")
 @click.option("--limit", default=None, type=int, help="Use at most this many images.")
 @click.option("--name", default="", help="Registry name stored in the codebook.")
-def train_codebook(sources: tuple[str, ...], output: str, k: int, patch: str, seed: int, max_patches: int, niter: int, limit: int | None, name: str) -> None:
+@click.option("--context-model/--no-context-model", default=False, show_default=True, help="Also fit entropy model 2 (context model; codebook format 2).")
+@click.option("--colour", default="planes", show_default=True, type=click.Choice(["planes", "ycc420"]), help="planes: R, G, B (or L) planes; ycc420: Y, Cb, Cr with 2x2-subsampled chroma (always with a context model).")
+def train_codebook(sources: tuple[str, ...], output: str, k: int, patch: str, seed: int, max_patches: int, niter: int, limit: int | None, name: str, context_model: bool, colour: str) -> None:
     """Train a codebook with faiss k-means on JPEG/PNG folders, tar archives or MNIST idx files."""
-    from .training import train_codebook as train
+    from .training import train_codebook as train, train_ycc420
 
     cmd = "symcodec " + " ".join(sys.argv[1:])
+    if colour == "ycc420":
+        train = train_ycc420  # type: ignore[assignment]
+    kw = {} if colour == "ycc420" else {"context_model": context_model}
     cb = train(list(sources), k, patch=int(patch), seed=seed, max_patches=max_patches, niter=niter,
-               name=name or Path(output).stem, limit_images=limit, command=cmd)
+               name=name or Path(output).stem, limit_images=limit, command=cmd, **kw)
     cb.save(output)
     click.echo(f"{output}: K={cb.k} patch={cb.patch} id={cb.hexid}")
 
@@ -246,6 +251,21 @@ def robustness(dataset: str, model: str, defenses: tuple[str, ...], attacks: str
               surrogate=surrogate, draws=draws, batch=batch, early_stop=early_stop, state=state, json_out=json_out,
               seed=seed, threads=threads)
     click.echo(table(res))
+
+
+@main.command("train-context")
+@click.argument("codebook")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Output .symcb file.")
+@click.option("--limit", default=None, type=int, help="Use at most this many images.")
+@click.option("--name", default="", help="Registry name of the new codebook.")
+def train_context(codebook: str, sources: tuple[str, ...], output: str, limit: int | None, name: str) -> None:
+    """Add a context model (entropy model 2) to a codebook, fitted on training images: a new codebook."""
+    from .training import context_codebook
+
+    cb = context_codebook(codebook, list(sources), output, name=name or Path(output).stem, limit_images=limit,
+                          command="symcodec " + " ".join(sys.argv[1:]))
+    click.echo(f"{output}: K={cb.k} patch={cb.patch} id={cb.hexid}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,9 +19,11 @@ from .errors import CodebookError, FormatError
 
 SIGNATURE = b"\x89SYC\r\n\x1a\n"
 MAJOR, MINOR = 1, 0
+MAJOR_CTX = 2  # version 2.0 adds the critical CTXM chunk and colour 1 (formats/codebook-v2.md)
 COLOUR_PLANES = 0  # each channel plane (L, or R, G, B) is cut into patches independently
-COLOURS = {COLOUR_PLANES: "planes"}
-KNOWN = frozenset({b"CBHD", b"CENT", b"CNTS", b"name", b"prov"})
+COLOUR_YCC420 = 1  # RGB as Y, Cb, Cr planes (BT.601 full range), chroma subsampled 2x2 (symcodec.colour)
+COLOURS = {COLOUR_PLANES: "planes", COLOUR_YCC420: "ycc420"}
+KNOWN = frozenset({b"CBHD", b"CENT", b"CNTS", b"CTXM", b"name", b"prov"})
 _HDR = struct.Struct("<IHBBBB")  # K, d, patch_h, patch_w, colour, reserved
 
 
@@ -36,6 +38,7 @@ class Codebook:
         colour: int = COLOUR_PLANES,
         name: str = "",
         provenance: dict[str, Any] | None = None,
+        context: bytes | None = None,
     ) -> None:
         cent = np.ascontiguousarray(centroids, dtype="<f4")
         if cent.ndim != 2 or cent.shape[1] != patch * patch:
@@ -67,6 +70,9 @@ class Codebook:
         self.colour = colour
         self.name = name
         self.provenance = dict(provenance or {})
+        self.context = bytes(context) if context is not None else None  # raw CTXM payload (entropy model 2)
+        if self.context is not None:
+            self.context_model  # noqa: B018  (parse now: a bad table is a CodebookError here, not at decode)
         self._lock = threading.Lock()
 
     # -- identity -------------------------------------------------------------------------
@@ -82,7 +88,15 @@ class Codebook:
 
     def _critical_chunks(self) -> list[tuple[bytes, bytes]]:
         hdr = _HDR.pack(self.k, self.dim, self.patch, self.patch, self.colour, 0)
-        return [(b"CBHD", hdr), (b"CENT", self.centroids.tobytes()), (b"CNTS", self.counts.tobytes())]
+        out = [(b"CBHD", hdr), (b"CENT", self.centroids.tobytes()), (b"CNTS", self.counts.tobytes())]
+        if self.context is not None:
+            out.append((b"CTXM", self.context))
+        return out
+
+    @property
+    def major(self) -> int:
+        """Format major version this codebook needs: 1, or 2 with a context model or colour 1."""
+        return MAJOR_CTX if (self.context is not None or self.colour != COLOUR_PLANES) else MAJOR
 
     @cached_property
     def id(self) -> bytes:
@@ -113,7 +127,7 @@ class Codebook:
             extra.append((b"name", self.name.encode("utf-8")))
         if self.provenance:
             extra.append((b"prov", json.dumps(self.provenance, sort_keys=True).encode("utf-8")))
-        return chunks.pack_file(SIGNATURE, MAJOR, MINOR, self._critical_chunks() + extra)
+        return chunks.pack_file(SIGNATURE, self.major, MINOR, self._critical_chunks() + extra)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write atomically (temporary name, then rename)."""
@@ -124,10 +138,12 @@ class Codebook:
     @classmethod
     def from_bytes(cls, data: bytes | BinaryIO) -> Codebook:
         """Parse a `.symcb` file; every check happens before any large allocation."""
+        from .preamble import read_preamble
+
         fp = chunks.as_stream(data)
-        chunks.read_preamble(fp, SIGNATURE, MAJOR, "symcodec codebook")
+        major, _ = read_preamble(fp, SIGNATURE, (MAJOR, MAJOR_CTX), "symcodec codebook")
         got: dict[bytes, bytes] = {}
-        for ch in chunks.iter_chunks(fp, "codebook", KNOWN):
+        for ch in chunks.iter_chunks(fp, "codebook", KNOWN if major == MAJOR_CTX else KNOWN - {b"CTXM"}):
             if ch.type in got:
                 msg = f"corrupt codebook: duplicate chunk {ch.type.decode()}"
                 raise FormatError(msg)
@@ -155,8 +171,11 @@ class Codebook:
                 prov = json.loads(got[b"prov"].decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError):
                 prov = {}
+        if major == MAJOR and colour != COLOUR_PLANES:
+            msg = f"corrupt codebook: colour {colour} needs format version 2"
+            raise FormatError(msg)
         try:
-            return cls(cent, patch=ph, counts=counts, colour=colour, name=name, provenance=prov)
+            return cls(cent, patch=ph, counts=counts, colour=colour, name=name, provenance=prov, context=got.get(b"CTXM"))
         except CodebookError as exc:
             msg = f"corrupt codebook: {exc}"
             raise FormatError(msg) from None
@@ -183,6 +202,18 @@ class Codebook:
     def model(self) -> StaticModel:
         """The static entropy model (entropy model id 1)."""
         return StaticModel(self.counts)
+
+    @cached_property
+    def context_model(self) -> Any:
+        """The context model (entropy model id 2) from the CTXM chunk, or None."""
+        if self.context is None:
+            return None
+        from .context import ContextModel
+
+        try:
+            return ContextModel.from_bytes(self.context, self.k)
+        except FormatError as exc:
+            raise CodebookError(str(exc)) from None
 
     @property
     def searcher(self) -> Any:

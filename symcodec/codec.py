@@ -149,10 +149,22 @@ def encode(
         msg = f"image is {w}x{h}, over the cap of {container.MAX_PIXELS} pixels"
         raise ImageTooLargeError(msg)
     planes = container.PLANES[mode]
-    sym = quantize(a[:, :, :planes], cb, threads=threads)
-    gh, gw = sym.shape[1:]
-    hdr = Header(w, h, mode, cb.patch, cb.colour, cb.model.model_id, cb.k, cb.id, planes * gh * gw)
-    f = SymFile(hdr, payload=cb.model.encode(sym))
+    ctx = cb.context_model
+    if cb.colour == 1:  # ycc420: Y, Cb, Cr planes (symcodec.colour), context model only
+        from .colour import rgb_to_planes
+
+        if planes != 3 or ctx is None:
+            msg = f"codebook {cb.name or cb.short_id} (ycc420) encodes RGB/RGBA images and needs a context model"
+            raise UnsupportedModeError(msg)
+        syms = [quantize(pl, cb, threads=threads)[0] for pl in rgb_to_planes(a[:, :, :3])]
+        hdr = Header(w, h, mode, cb.patch, cb.colour, ctx.model_id, cb.k, cb.id, sum(x.size for x in syms))
+        f = SymFile(hdr, payload=ctx.encode(syms))
+    else:
+        sym = quantize(a[:, :, :planes], cb, threads=threads)
+        gh, gw = sym.shape[1:]
+        model = ctx if ctx is not None else cb.model
+        hdr = Header(w, h, mode, cb.patch, cb.colour, model.model_id, cb.k, cb.id, planes * gh * gw)
+        f = SymFile(hdr, payload=ctx.encode(list(sym)) if ctx is not None else cb.model.encode(sym))
     if planes < a.shape[2]:
         f.alpha = zlib.compress(np.ascontiguousarray(a[:, :, planes]).tobytes(), 9)
     if embed_codebook:
@@ -186,12 +198,19 @@ def codebook_for(f: SymFile, codebook: Codebook | str | None = None) -> Codebook
 
 
 def decode_symbols(f: SymFile, cb: Codebook) -> np.ndarray:
-    """Entropy-decode every plane: (P, gh, gw) int32."""
+    """Entropy-decode every plane: (P, gh, gw) int32 (colour 1: a list of the Y, Cb, Cr symbol planes)."""
     hdr = f.header
+    gh, gw = hdr.grid
+    ctx = cb.context_model
+    if hdr.colour != cb.colour:
+        msg = f"corrupt .sym: colour {hdr.colour} does not match the codebook's ({cb.colour})"
+        raise FormatError(msg)
+    if hdr.model_id == 2 and ctx is not None:
+        planes = ctx.decode(f.payload or b"", hdr.plane_grids)
+        return planes if hdr.colour == 1 else np.stack(planes)  # type: ignore[return-value]
     if hdr.model_id != cb.model.model_id:
         msg = f"entropy model {hdr.model_id} is not supported by this codebook/reader"
         raise FormatError(msg)
-    gh, gw = hdr.grid
     return cb.model.decode(f.payload or b"", hdr.symbols).reshape(hdr.planes, gh, gw)
 
 
@@ -201,7 +220,15 @@ def decode(data: bytes | BinaryIO | str | os.PathLike[str], codebook: Codebook |
     cb = codebook_for(f, codebook)
     hdr = f.header
     sym = decode_symbols(f, cb)
-    out = patches.tile(sym[None], cb.table_u8, cb.patch, hdr.height, hdr.width)[0]
+    if hdr.colour == 1:
+        from .colour import chroma_size, planes_to_rgb
+
+        ch, cw = chroma_size(hdr.height, hdr.width)
+        pl = [patches.tile(s[None, None], cb.table_u8, cb.patch, hh, ww)[0, :, :, 0]
+              for s, (hh, ww) in zip(sym, [(hdr.height, hdr.width), (ch, cw), (ch, cw)])]
+        out = planes_to_rgb(*pl)
+    else:
+        out = patches.tile(sym[None], cb.table_u8, cb.patch, hdr.height, hdr.width)[0]
     if f.alpha is not None:
         out = np.concatenate([out, f.alpha_plane()[:, :, None]], axis=2)
     return out[:, :, 0] if hdr.mode == "L" else out

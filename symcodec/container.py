@@ -1,4 +1,4 @@
-"""Reading and writing the `.sym` container v1 (formats/sym-v1.md)."""
+"""Reading and writing the `.sym` container, versions 1 and 2 (formats/sym-v1.md, formats/sym-v2.md)."""
 from __future__ import annotations
 
 import struct
@@ -13,6 +13,7 @@ from .errors import FormatError, ImageTooLargeError
 
 SIGNATURE = b"\x89SYM\r\n\x1a\n"
 MAJOR, MINOR = 1, 0
+MAJOR_V2 = 2  # version 2.0: entropy model 2 (context model, formats/sym-v2.md); model-1 files stay 1.0
 MAX_PIXELS = 1 << 28  # reader cap on W*H, checked from HEAD before any allocation
 MAX_META = 1 << 24
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
@@ -44,6 +45,19 @@ class Header:
         )
 
     @property
+    def major(self) -> int:
+        """Container major version these fields need: 2 for entropy model 2, else 1."""
+        return MAJOR_V2 if self.model_id == 2 else MAJOR
+
+    @property
+    def plane_grids(self) -> list[tuple[int, int]]:
+        """Patch grid of each coded plane; in colour 1 (ycc420) Cb and Cr are on the half-size image."""
+        if self.colour == 1:
+            p, ch, cw = self.patch, -(-self.height // 2), -(-self.width // 2)
+            return [self.grid] + [(-(-ch // p), -(-cw // p))] * 2
+        return [self.grid] * self.planes
+
+    @property
     def planes(self) -> int:
         """Coded planes: 1 for L/LA, 3 for RGB/RGBA."""
         return PLANES[self.mode]
@@ -61,7 +75,7 @@ class Header:
         return -(-self.height // p), -(-self.width // p)
 
     @classmethod
-    def unpack(cls, data: bytes, max_pixels: int | None = None) -> Header:
+    def unpack(cls, data: bytes, max_pixels: int | None = None, major: int = MAJOR) -> Header:
         """Parse and validate a HEAD payload."""
         if len(data) != _HEAD.size:
             msg = f"corrupt .sym: HEAD is {len(data)} bytes, expected {_HEAD.size}"
@@ -77,11 +91,17 @@ class Header:
         if cap and w * h > cap:
             msg = f"image is {w}x{h} = {w * h} pixels, over the cap of {cap} (symcodec.container.MAX_PIXELS)"
             raise ImageTooLargeError(msg)
-        if p not in (2, 4, 8) or colour != 0 or not 2 <= k <= 65536:
+        if model != (MAJOR_V2 if major == MAJOR_V2 else 1):
+            msg = f"corrupt .sym: entropy model {model} is not valid in container version {major}"
+            raise FormatError(msg)
+        if p not in (2, 4, 8) or colour not in ((0, 1) if major == MAJOR_V2 else (0,)) or not 2 <= k <= 65536:
             msg = f"corrupt .sym: unsupported geometry (patch {p}, colour {colour}, K {k})"
             raise FormatError(msg)
         hdr = cls(w, h, MODES[mode], p, colour, model, k, cid, n_sym)
-        if n_sym != hdr.planes * hdr.symbols_per_plane:
+        if colour == 1 and hdr.planes != 3:
+            msg = "corrupt .sym: colour 1 (ycc420) needs an RGB or RGBA mode"
+            raise FormatError(msg)
+        if n_sym != sum(gh * gw for gh, gw in hdr.plane_grids):
             msg = "corrupt .sym: symbol count does not match the dimensions"
             raise FormatError(msg)
         return hdr
@@ -117,7 +137,7 @@ class SymFile:
             out.append((b"SDAT", self.payload))
         if self.alpha is not None:
             out.append((b"ALPH", self.alpha))
-        return chunks.pack_file(SIGNATURE, MAJOR, MINOR, out)
+        return chunks.pack_file(SIGNATURE, self.header.major, MINOR, out)
 
     def alpha_plane(self) -> np.ndarray:
         """Inflate the alpha plane to (H, W) uint8."""
@@ -143,8 +163,10 @@ def _meta(ch: chunks.Chunk) -> bytes:
 
 def read(data: bytes | BinaryIO, header_only: bool = False, max_pixels: int | None = None) -> SymFile:
     """Parse a `.sym` file. With header_only, stop at the first symbol chunk (no payload kept)."""
+    from .preamble import read_preamble
+
     fp = chunks.as_stream(data)
-    chunks.read_preamble(fp, SIGNATURE, MAJOR, "SYM")
+    major, _ = read_preamble(fp, SIGNATURE, (MAJOR, MAJOR_V2), "SYM")
     it = chunks.iter_chunks(fp, ".sym", KNOWN)
     try:
         first = next(it)
@@ -154,7 +176,7 @@ def read(data: bytes | BinaryIO, header_only: bool = False, max_pixels: int | No
     if first.type != b"HEAD":
         msg = f"corrupt .sym: first chunk is {first.type.decode()}, expected HEAD"
         raise FormatError(msg)
-    sym = SymFile(Header.unpack(first.data, max_pixels))
+    sym = SymFile(Header.unpack(first.data, max_pixels, major))
     hdr = sym.header
     for ch in it:
         t = ch.type

@@ -84,6 +84,7 @@ def train_codebook(
     limit_images: int | None = None,
     progress: bool = True,
     command: str | None = None,
+    context_model: bool = False,
 ) -> Codebook:
     """Train a K-centroid codebook with faiss k-means and fit its symbol table on the same sample."""
     import faiss
@@ -115,4 +116,99 @@ def train_codebook(
         "faiss": faiss.__version__,
         "command": command or "",
     }
-    return Codebook(cent, patch=patch, counts=counts, name=name, provenance=prov)
+    cb = Codebook(cent, patch=patch, counts=counts, name=name, provenance=prov)
+    if context_model:
+        cb = with_context(cb, srcs, limit_images=limit_images, progress=progress, command=command)
+    return cb
+
+
+def with_context(
+    cb: Codebook,
+    srcs: Sequence[str | os.PathLike[str]],
+    layout: str = "planes",
+    m: int = 64,
+    limit_images: int | None = None,
+    name: str | None = None,
+    progress: bool = True,
+    command: str | None = None,
+) -> Codebook:
+    """The same centroids and counts plus a context model (entropy model 2) fitted on `srcs`: a new codebook id."""
+    from .context import fit_for_codebook
+
+    ctx = fit_for_codebook(cb, [os.fspath(s) for s in srcs], layout, m, limit_images, progress)
+    prov = dict(cb.provenance)
+    prov["context_model"] = {
+        "trained_on": ", ".join(os.path.basename(os.fspath(s).rstrip("/")) for s in srcs),
+        "layout": layout, "m": m, "base_codebook": cb.hexid, "command": command or "",
+    }
+    return Codebook(cb.centroids, patch=cb.patch, counts=cb.counts, colour=cb.colour,
+                    name=name if name is not None else cb.name, provenance=prov, context=ctx)
+
+
+def context_codebook(base: str, srcs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], name: str = "",
+                     limit_images: int | None = None, command: str | None = None) -> Codebook:
+    """Load a codebook, add a context model fitted on `srcs`, and save it atomically to `output`."""
+    from . import registry
+
+    cb = with_context(registry.get(base), srcs, limit_images=limit_images, name=name, command=command)
+    cb.save(output)
+    return cb
+
+
+def train_ycc420(
+    srcs: Sequence[str | os.PathLike[str]],
+    k: int,
+    patch: int = 2,
+    seed: int = 0,
+    max_patches: int = 2_000_000,
+    niter: int = 25,
+    name: str = "",
+    limit_images: int | None = None,
+    progress: bool = True,
+    command: str | None = None,
+) -> Codebook:
+    """A colour-1 (ycc420) codebook: k-means over pooled Y, Cb, Cr patches plus its context model (equal-sized images)."""
+    import faiss
+    from tqdm import tqdm
+
+    from .colour import rgb_to_planes
+    from .context import train_context
+
+    planes: list[list[np.ndarray]] = [[], [], []]
+    shape = None
+    for src in srcs:
+        for s in tqdm(sources.iter_samples(src), desc="ycc420 planes", unit="img", disable=not progress, file=sys.stderr):
+            if limit_images is not None and len(planes[0]) >= limit_images:
+                break
+            a = s.array()
+            if a.ndim != 3 or a.shape[2] < 3 or (shape is not None and a.shape != shape):
+                continue
+            shape = a.shape
+            for i, pl in enumerate(rgb_to_planes(a[:, :, :3])):
+                planes[i].append(pl)
+    if not planes[0]:
+        msg = "no readable RGB images in " + ", ".join(map(str, srcs))
+        raise DatasetError(msg)
+    pts = [patches.extract(np.stack(p)[..., None], patch) for p in planes]  # (N, 1, gh, gw, d)
+    flat = np.concatenate([p.reshape(-1, patch * patch) for p in pts])
+    rng = np.random.default_rng(seed)
+    x = flat[np.sort(rng.permutation(len(flat))[:max_patches])] if len(flat) > max_patches else flat
+    km = faiss.Kmeans(patch * patch, k, niter=niter, seed=seed, verbose=progress,
+                      max_points_per_centroid=len(x) // k + 1, spherical=False)
+    km.train(np.ascontiguousarray(x))
+    cent = np.clip(km.centroids, 0.0, 1.0)
+    cb0 = Codebook(cent, patch=patch)
+    counts = np.bincount(cb0.searcher.nearest(x), minlength=k).astype(np.uint32) + 1
+    cb0 = Codebook(cent, patch=patch, counts=counts)
+    sym = [cb0.searcher.nearest(p.reshape(-1, patch * patch)).reshape(p.shape[0], p.shape[2], p.shape[3]) for p in pts]
+    ctx = train_context(sym, counts, layout="ycc420", progress=progress).to_bytes()
+    prov = {
+        "trained_on": ", ".join(os.path.basename(os.fspath(s).rstrip("/")) for s in srcs),
+        "images": len(planes[0]), "patches": int(len(x)), "seed": seed, "niter": niter, "k": k, "patch": patch,
+        "pixel_space": "Y, Cb, Cr (BT.601 full range, chroma 2x2-averaged) 8-bit samples / 255, one codebook for all",
+        "context_model": {"layout": "ycc420", "m": 64, "fitted_on": "all training images"},
+        "date": _dt.date.today().isoformat(), "symcodec": __version__, "faiss": faiss.__version__, "command": command or "",
+    }
+    from .codebook import COLOUR_YCC420
+
+    return Codebook(cent, patch=patch, counts=counts, colour=COLOUR_YCC420, name=name, provenance=prov, context=ctx)

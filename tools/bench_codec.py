@@ -64,8 +64,9 @@ def cifar_size(cb, limit: int | None) -> dict:
         file_bytes += len(data)
         src_bytes += len(s.data or b"")
         payload_bits += len(f.payload or b"") * 8
-        xent += cb.model.cross_entropy(sym)
-        n_sym += sym.size
+        ctx = cb.context_model  # entropy model 2 (issue 7): its own ideal code length of the same symbols
+        xent += ctx.code_length(list(sym)) if ctx is not None else cb.model.cross_entropy(sym)
+        n_sym += sum(p.size for p in sym)
         psnrs.append(psnr(x, y))
         sq += np.mean((x.astype(np.float64) - y) ** 2)
         n += 1
@@ -80,6 +81,7 @@ def cifar_size(cb, limit: int | None) -> dict:
         "psnr_mean_db": float(np.mean(psnrs)),
         "psnr_pooled_db": float(10 * np.log10(255.0**2 / (sq / n))),
         "bpp_file": file_bytes * 8 / (n * 32 * 32),
+        "sym_vs_source_bytes": file_bytes / max(src_bytes, 1),
     }
 
 
@@ -189,7 +191,7 @@ def main() -> None:
     rows = [
         ("codebook", f"{cb.name} (K={cb.k}, {cb.patch}x{cb.patch}, id {cb.short_id})"),
         ("CIFAR-10 test images", f"{s['images']}"),
-        (".sym bytes/image (header incl.)", f"{s['sym_bytes_per_image']:.1f}  (source JPEG {s['source_jpeg_bytes_per_image']:.1f})"),
+        (".sym bytes/image (header incl.)", f"{s['sym_bytes_per_image']:.1f}  (source JPEG {s['source_jpeg_bytes_per_image']:.1f}; ratio {s['sym_vs_source_bytes']:.3f})"),
         ("bits/symbol coded (file)", f"{s['bits_per_symbol_coded']:.3f}  ({s['bits_per_symbol_file']:.3f})"),
         ("model cross-entropy bits/symbol", f"{s['cross_entropy_bits_per_symbol']:.3f}"),
         ("coder overhead vs cross-entropy", f"{s['coder_overhead_pct']:+.3f}%  (must be < 1%)"),
@@ -213,7 +215,8 @@ def main() -> None:
         print(f"  {k:<{w}}  {v}")
     if a.json:
         flat = {f"{g}.{k}": v for g, d in res.items() if isinstance(d, dict) for k, v in d.items()}
-        out = {"name": f"symcodec-{cb.name}", "description": "symcodec .sym v1, static model, tools/bench_codec.py",
+        model = "context model (entropy model 2, .sym v2)" if cb.context_model is not None else "static model (.sym v1)"
+        out = {"name": f"symcodec-{cb.name}", "description": f"symcodec {model}, colour {cb.colour}, tools/bench_codec.py",
                "results": {k: [v] for k, v in flat.items()}, "settings": {"codebook": cb.name, "codebook_id": cb.hexid, "limit": a.limit, "reps": a.reps},
                "aggregation": "bytes and bits: totals over images / counts; psnr_mean_db: mean of per-image dB; psnr_pooled_db: from the mean MSE; speeds: best of reps, summed over images",
                "versions": versions(), "seed": None}
