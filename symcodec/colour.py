@@ -1,0 +1,41 @@
+"""Colour 1 (`ycc420`): RGB as Y, Cb, Cr planes (BT.601 full range, as JPEG), chroma subsampled 2x2.
+
+All conversions are integer arithmetic (formats/sym-v2.md section 3), so decoding is exact everywhere.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def chroma_size(h: int, w: int) -> tuple[int, int]:
+    """Chroma plane size for an h x w image: ceil(h/2) x ceil(w/2)."""
+    return -(-h // 2), -(-w // 2)
+
+
+def rgb_to_planes(a: np.ndarray) -> list[np.ndarray]:
+    """(H, W, 3) uint8 RGB -> [Y (H, W), Cb, Cr (ceil(H/2), ceil(W/2))], uint8."""
+    x = a.astype(np.int64)
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    y = (19595 * r + 38470 * g + 7471 * b + 32768) >> 16
+    cb = (-11059 * r - 21709 * g + 32768 * b + (128 << 16) + 32768) >> 16
+    cr = (32768 * r - 27439 * g - 5329 * b + (128 << 16) + 32768) >> 16
+    h, w = y.shape
+    ch, cw = chroma_size(h, w)
+    out = [np.clip(y, 0, 255).astype(np.uint8)]
+    for c in (cb, cr):
+        c = np.clip(c, 0, 255)
+        c = np.pad(c, ((0, 2 * ch - h), (0, 2 * cw - w)), mode="edge")
+        s = c[0::2, 0::2] + c[1::2, 0::2] + c[0::2, 1::2] + c[1::2, 1::2]
+        out.append(((s + 2) >> 2).astype(np.uint8))
+    return out
+
+
+def planes_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
+    """Y (H, W) and half-size Cb, Cr (uint8) -> (H, W, 3) uint8 RGB; chroma upsampled by 2x2 replication."""
+    h, w = y.shape
+    up = [np.repeat(np.repeat(c.astype(np.int64), 2, 0), 2, 1)[:h, :w] - 128 for c in (cb, cr)]
+    yy = y.astype(np.int64)
+    r = yy + ((91881 * up[1] + 32768) >> 16)
+    g = yy + ((-22554 * up[0] - 46802 * up[1] + 32768) >> 16)
+    b = yy + ((116130 * up[0] + 32768) >> 16)
+    return np.clip(np.stack([r, g, b], -1), 0, 255).astype(np.uint8)

@@ -1,0 +1,67 @@
+"""Colour 1 (ycc420): integer BT.601 conversion, 2x2 chroma, and end-to-end .sym coding with a small codebook."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import symcodec
+from symcodec import codec, container, patches
+from symcodec.colour import chroma_size, planes_to_rgb, rgb_to_planes
+from symcodec.errors import FormatError, UnsupportedModeError
+
+
+def test_matches_pillow_luma_and_chroma(cifar_images: np.ndarray) -> None:
+    a = cifar_images[:8].reshape(-1, 32, 3)
+    y, cb, cr = rgb_to_planes(a)
+    ref = np.asarray(Image.fromarray(a).convert("YCbCr")).astype(int)
+    assert np.abs(y.astype(int) - ref[..., 0]).max() <= 1
+    sub = ref[..., 1:].reshape(128, 2, 16, 2, 2).mean((1, 3))
+    assert np.abs(cb - sub[..., 0]).max() <= 1.5 and np.abs(cr - sub[..., 1]).max() <= 1.5
+
+
+def test_known_values_and_round_trip(cifar_images: np.ndarray) -> None:
+    grey = np.full((3, 5, 3), 100, np.uint8)
+    y, cb, cr = rgb_to_planes(grey)
+    assert y.shape == (3, 5) and cb.shape == cr.shape == chroma_size(3, 5) == (2, 3)
+    assert (y == 100).all() and (cb == 128).all() and (cr == 128).all()
+    assert (planes_to_rgb(y, cb, cr) == 100).all()
+    x = cifar_images[:16]
+    back = np.stack([planes_to_rgb(*rgb_to_planes(im)) for im in x])
+    mse = np.mean((back.astype(float) - x) ** 2)
+    assert 10 * np.log10(255**2 / mse) > 28  # only chroma subsampling is lost
+
+
+@pytest.fixture(scope="module")
+def ycc(cifar_test_tar):
+    from symcodec.training import train_ycc420
+
+    return train_ycc420([cifar_test_tar], 64, max_patches=20000, niter=4, limit_images=96, name="t-ycc", progress=False)
+
+
+def test_ycc_codebook_file(ycc) -> None:
+    raw = ycc.to_bytes()
+    assert raw[8] == 2 and ycc.colour == 1
+    back = symcodec.Codebook.from_bytes(raw)
+    assert back.id == ycc.id and back.colour == 1
+    with pytest.raises(FormatError):
+        symcodec.Codebook.from_bytes(raw[:8] + b"\x01" + raw[9:])
+
+
+def test_ycc_encode_decode(ycc, photo: np.ndarray) -> None:
+    for img in (photo[:33, :45], photo[:1, :1], photo[:32, :32]):
+        data = symcodec.encode(img, ycc)
+        f = container.read(data)
+        assert data[8] == 2 and f.header.colour == 1 and f.header.model_id == 2
+        out = symcodec.decode(data, ycc)
+        # expected: each plane reconstructed from its nearest centroids, then converted back
+        pl = rgb_to_planes(img)
+        rec = [codec.reconstruct(codec.quantize(p, ycc), ycc, shape=p.shape) for p in pl]
+        assert np.array_equal(out, planes_to_rgb(*rec))
+        assert out.shape == img.shape
+    with pytest.raises(UnsupportedModeError):
+        symcodec.encode(photo[:8, :8, 0], ycc)
+    # colour 1 is not valid in a version-1 container
+    with pytest.raises(FormatError):
+        container.read(data[:8] + b"\x01" + data[9:])
+    assert patches.grid(33, 45, 2) == (17, 23)
