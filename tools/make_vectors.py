@@ -74,7 +74,7 @@ def main() -> None:
         "truncated-no-end": (base[:-12], "TruncatedError"),
         "truncated-mid-chunk": (base[: len(base) // 2], "TruncatedError"),
         "bad-crc": (base[:-20] + bytes([base[-20] ^ 1]) + base[-19:], "ChecksumError"),
-        "major-version-2": (base[:8] + b"\x02" + base[9:], "UnsupportedVersionError"),
+        "major-version-9": (base[:8] + b"\x09" + base[9:], "UnsupportedVersionError"),
         "unknown-critical-chunk": (base[:-12] + chunks.pack_chunk(b"ZZZZ", b"x") + base[-12:], "UnknownChunkError"),
         "not-sym": (b"\x89PNG\r\n\x1a\n" + base[8:], "NotSymFileError"),
     }
