@@ -65,3 +65,15 @@ def test_ycc_encode_decode(ycc, photo: np.ndarray) -> None:
     with pytest.raises(FormatError):
         container.read(data[:8] + b"\x01" + data[9:])
     assert patches.grid(33, 45, 2) == (17, 23)
+
+
+@pytest.mark.parametrize("name", ["cifar10-ycc420-k512", "cifar10-ycc420-k1024"])
+def test_shipped_ycc_codebooks(name, cifar_images, photo) -> None:
+    from symcodec import registry
+
+    cb = registry.get(name)
+    assert cb.colour == 1 and cb.context_model is not None
+    for img in (cifar_images[3], photo[:37, :51]):
+        out = symcodec.decode(symcodec.encode(img, cb))
+        rec = [codec.reconstruct(codec.quantize(p, cb), cb, shape=p.shape) for p in rgb_to_planes(img)]
+        assert np.array_equal(out, planes_to_rgb(*rec))
