@@ -77,7 +77,12 @@ def purify(x: np.ndarray, codebook: Codebook | str | None = None, threads: int =
     """Quantize and reconstruct in one call; same shape and dtype family as `x`."""
     x = np.asarray(x)
     dt = np.uint8 if x.dtype == np.uint8 else np.float32
-    return reconstruct(quantize(x, codebook, threads), codebook, shape=x.shape, dtype=dt)
+    cb = registry.get(codebook)
+    if cb.colour == 1 and x.ndim in (3, 4) and x.shape[-1] == 3:  # ycc420: Y, Cb, Cr planes (symcodec.colour)
+        from .colour import purify as purify_ycc
+
+        return purify_ycc(x, cb, threads)
+    return reconstruct(quantize(x, cb, threads), cb, shape=x.shape, dtype=dt)
 
 
 def _pixels(image: Any) -> tuple[np.ndarray, str, dict[str, Any]]:

@@ -39,3 +39,20 @@ def planes_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
     g = yy + ((-22554 * up[0] - 46802 * up[1] + 32768) >> 16)
     b = yy + ((116130 * up[0] + 32768) >> 16)
     return np.clip(np.stack([r, g, b], -1), 0, 255).astype(np.uint8)
+
+
+def purify(x: np.ndarray, cb: object, threads: int = 1) -> np.ndarray:
+    """What a colour-1 codebook's .sym round trip gives: (H,W,3) or (N,H,W,3), uint8 or float in [0, 1]."""
+    from .codec import quantize, reconstruct
+
+    x = np.asarray(x)
+    u8 = x.dtype == np.uint8
+    a = x if u8 else np.clip(np.rint(x.astype(np.float32) * np.float32(255)), 0, 255).astype(np.uint8)
+    batch = a if a.ndim == 4 else a[None]
+    out = np.empty(batch.shape[:3] + (3,), np.uint8)
+    for i, im in enumerate(batch):
+        pl = rgb_to_planes(im[:, :, :3])
+        rec = [reconstruct(quantize(p, cb, threads), cb, shape=p.shape) for p in pl]  # type: ignore[arg-type]
+        out[i] = planes_to_rgb(*rec)
+    out = out if a.ndim == 4 else out[0]
+    return out if u8 else out.astype(np.float32) / np.float32(255)

@@ -77,3 +77,12 @@ def test_shipped_ycc_codebooks(name, cifar_images, photo) -> None:
         out = symcodec.decode(symcodec.encode(img, cb))
         rec = [codec.reconstruct(codec.quantize(p, cb), cb, shape=p.shape) for p in rgb_to_planes(img)]
         assert np.array_equal(out, planes_to_rgb(*rec))
+
+
+def test_purify_matches_round_trip(ycc, cifar_images) -> None:
+    x = cifar_images[:3]
+    p = symcodec.purify(x, ycc)
+    assert p.shape == x.shape and p.dtype == np.uint8
+    assert np.array_equal(p[1], symcodec.decode(symcodec.encode(x[1], ycc), ycc))
+    pf = symcodec.purify(x[0].astype(np.float32) / 255, ycc)
+    assert pf.dtype == np.float32 and np.array_equal(np.rint(pf * 255).astype(np.uint8), p[0])
