@@ -108,7 +108,11 @@ class SymDecoder(ImageFile.PyDecoder):
         hdr = f.header
         sym = codec.decode_symbols(f, cb)
         preview = self.args[:1] == ("preview",)
-        if preview:
+        if hdr.colour == 1:  # ycc420 (issue 7): full decode; the preview is its block means
+            px = codec.ycc_pixels(f, cb, sym)[None]
+            if preview:
+                px = np.stack([_block_mean(px[0, :, :, c], hdr.patch) for c in range(3)], -1)[None]
+        elif preview:
             gh, gw = hdr.grid
             px = np.empty((1, gh, gw, hdr.planes), np.uint8)
             kernels.patch_means(np.ascontiguousarray(sym[None], dtype=np.int32), cb.table_mean_u8, px)

@@ -219,6 +219,17 @@ def decode_symbols(f: SymFile, cb: Codebook) -> np.ndarray:
     return cb.model.decode(f.payload or b"", hdr.symbols).reshape(hdr.planes, gh, gw)
 
 
+def ycc_pixels(f: SymFile, cb: Codebook, sym: list[np.ndarray]) -> np.ndarray:
+    """(H, W, 3) uint8 RGB from the decoded Y, Cb, Cr symbol planes of a colour-1 file (formats/sym-v2.md section 3)."""
+    from .colour import chroma_size, planes_to_rgb
+
+    hdr = f.header
+    ch, cw = chroma_size(hdr.height, hdr.width)
+    pl = [patches.tile(s[None, None], cb.table_u8, cb.patch, hh, ww)[0, :, :, 0]
+          for s, (hh, ww) in zip(sym, [(hdr.height, hdr.width), (ch, cw), (ch, cw)])]
+    return planes_to_rgb(*pl)
+
+
 def decode(data: bytes | BinaryIO | str | os.PathLike[str], codebook: Codebook | str | None = None) -> np.ndarray:
     """Decode `.sym` bytes (or a path) to uint8 pixels: (H,W) for L, (H,W,C) otherwise."""
     f = read(data)
@@ -226,12 +237,7 @@ def decode(data: bytes | BinaryIO | str | os.PathLike[str], codebook: Codebook |
     hdr = f.header
     sym = decode_symbols(f, cb)
     if hdr.colour == 1:
-        from .colour import chroma_size, planes_to_rgb
-
-        ch, cw = chroma_size(hdr.height, hdr.width)
-        pl = [patches.tile(s[None, None], cb.table_u8, cb.patch, hh, ww)[0, :, :, 0]
-              for s, (hh, ww) in zip(sym, [(hdr.height, hdr.width), (ch, cw), (ch, cw)])]
-        out = planes_to_rgb(*pl)
+        out = ycc_pixels(f, cb, sym)
     else:
         out = patches.tile(sym[None], cb.table_u8, cb.patch, hdr.height, hdr.width)[0]
     if f.alpha is not None:

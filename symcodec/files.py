@@ -70,7 +70,7 @@ def describe(src: str | os.PathLike[str]) -> dict[str, Any]:
         codec.decode_symbols(f, cb)  # proves the payload decodes
     except registry.CodebookNotFoundError:
         cb_name = "(not installed)"
-    n_sym = h.planes * h.symbols_per_plane
+    n_sym = h.symbols  # HEAD's N (in colour 1 the chroma planes are smaller)
     return {
         "file": str(src),
         "bytes": size,

@@ -86,3 +86,14 @@ def test_purify_matches_round_trip(ycc, cifar_images) -> None:
     assert np.array_equal(p[1], symcodec.decode(symcodec.encode(x[1], ycc), ycc))
     pf = symcodec.purify(x[0].astype(np.float32) / 255, ycc)
     assert pf.dtype == np.float32 and np.array_equal(np.rint(pf * 255).astype(np.uint8), p[0])
+
+
+def test_pillow_opens_ycc_files(ycc, cifar_images, tmp_path) -> None:
+    path = tmp_path / "x.sym"
+    path.write_bytes(symcodec.encode(cifar_images[5], ycc, embed_codebook=True))
+    symcodec.register()
+    with Image.open(path) as im:
+        assert np.array_equal(np.asarray(im), symcodec.decode(path))
+    with Image.open(path) as im:
+        im.draft("RGB", (16, 16))
+        assert im.size == (16, 16) and np.asarray(im).shape == (16, 16, 3)
