@@ -22,9 +22,11 @@ def fmt(r: dict | None) -> str:
     if r is None:
         return ""
     a = f"{100 * r['accuracy']:.1f}"
+    if not r.get("standalone", True):
+        return f"≤{a}"
     if r.get("accuracy_all_draws") is not None and abs(r["accuracy_all_draws"] - r["accuracy"]) > 1e-9:
         a += f" ({100 * r['accuracy_all_draws']:.1f})"
-    return a if r.get("standalone", True) else f"≤{a}"
+    return a
 
 
 ORDER = ["model-pgd", "transfer", "fgsm", "seed-bpda", "pgd", "eot-pgd", "apgd-dlr", "pgd-soft", "reachable", "square",
@@ -54,7 +56,8 @@ def table(rows: list[dict]) -> str:
     for key in sorted(groups, key=lambda k: (k[1], k[0])):
         for e in sorted(groups[key], reverse=True):
             c = clean.get(key)
-            line = [f"`{key[0]}`", key[1].replace(".json", ""), f"{e:g}", str(c["n"] if c else ""), fmt(c)]
+            es = f"{e:g}/255" if float(e).is_integer() else f"{e / 255:.2g}"
+            line = [f"`{key[0]}`", key[1].replace(".json", ""), es, str(c["n"] if c else ""), fmt(c)]
             line += [fmt(cells.get((key, e, a))) for a in attacks]
             out.append("| " + " | ".join(line) + " |")
     return "\n".join(out)
@@ -70,8 +73,8 @@ def main() -> None:
     for ds, rows in by_ds.items():
         print(f"\n### {ds}\n")
         print(table(rows))
-    print("\nAccuracy in %. (x) = every one of the draws correct, for randomized purifiers (else majority of draws). "
-          "≤ = cumulative: with early stop the attack only saw examples all earlier columns failed to break.")
+    print("\nAccuracy in %; randomized purifiers by majority over 10 draws, in brackets all 10 draws correct. "
+          "≤ = cumulative: with early stop the attack only saw the examples every earlier column failed to break.")
 
 
 if __name__ == "__main__":
