@@ -56,7 +56,7 @@ def table(rows: list[dict]) -> str:
     for key in sorted(groups, key=lambda k: (k[1], k[0])):
         for e in sorted(groups[key], reverse=True):
             c = clean.get(key)
-            es = f"{e:g}/255" if float(e).is_integer() else f"{e / 255:.2g}"
+            es = f"{e / 255:.2g}" if key[1].startswith("mnist") else f"{e:g}/255"
             line = [f"`{key[0]}`", key[1].replace(".json", ""), es, str(c["n"] if c else ""), fmt(c)]
             line += [fmt(cells.get((key, e, a))) for a in attacks]
             out.append("| " + " | ".join(line) + " |")
