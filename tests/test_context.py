@@ -125,3 +125,23 @@ def test_shipped_ctx_codebook_bits(cifar_test_tar) -> None:
         sizes.append(len(f.payload))
         assert np.array_equal(codec.decode_symbols(f, cb), codec.quantize(img, cb))
     assert 8 * np.mean(sizes) / 768 <= 6.5
+
+
+def test_cli_trains_context_models(cifar_test_tar, tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from symcodec.cli import main
+
+    out = tmp_path / "c.symcb"
+    r = CliRunner().invoke(main, ["train-codebook", str(cifar_test_tar), "-k", "16", "--limit", "40", "--max-patches", "4000",
+                                  "--niter", "2", "--context-model", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    cb = Codebook.load(out)
+    assert cb.context_model is not None and cb.to_bytes()[8] == 2
+    out2 = tmp_path / "d.symcb"
+    r = CliRunner().invoke(main, ["train-context", "cifar10-2x2-k128", str(cifar_test_tar), "--limit", "30", "-o", str(out2)])
+    assert r.exit_code == 0, r.output
+    cb2 = Codebook.load(out2)
+    assert cb2.context_model is not None and np.array_equal(cb2.centroids, registry.get("cifar10-2x2-k128").centroids)
+    r = CliRunner().invoke(main, ["train-context", "no-such-codebook", str(cifar_test_tar), "-o", str(out2)])
+    assert r.exit_code != 0 and "Traceback" not in r.output
