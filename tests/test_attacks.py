@@ -82,6 +82,8 @@ def test_attacks_stay_in_the_box(model, data) -> None:
         adv = craft(parse_attack(spec.replace(";", ",")), d, x, y, eps)
         assert (adv - x).abs().max() <= eps + 1e-6, spec
         torch.testing.assert_close(adv * 255, torch.round(adv * 255), rtol=0, atol=1e-4)
+    adv = craft(parse_attack("cw-l2:steps=2"), d, x, y, eps)  # L2, unbounded in Linf: only valid images
+    assert adv.min() >= 0 and adv.max() <= 1 and adv.shape == x.shape
 
 
 def test_straight_through_pgd_breaks_the_deterministic_purifier_and_frozen_randomness(model, data) -> None:
