@@ -18,9 +18,17 @@ $(VENV)/.installed: setup.py Makefile
 
 install: $(VENV)/.installed  ## create .venv and install symcodec with test and bench extras
 
-demo: install  ## convert CIFAR-10 test JPEGs to .sym and report size, PSNR and accuracy
+DEMO   ?= demo-out
+CIFAR  ?= ../shared/datasets/cifar10-jpeg/test.tar
+
+demo: install  ## convert CIFAR-10 test JPEGs to .sym, then compression ratio vs accuracy beside JPEG and WebP
+	@mkdir -p $(DEMO)
 	$(VENV)/bin/symcodec codebooks
-	$(PY) tools/bench_codec.py --limit 2000 --no-speed
+	$(VENV)/bin/symcodec convert $(CIFAR) $(DEMO)/cifar10-test-sym.tar -j 2
+	$(VENV)/bin/symcodec eval $(CIFAR) -m cifar10-clean --limit 1000 \
+	  --codec sym:cifar10-2x2-k256,cifar10-2x2-k2048,cifar10-2x2-k2048-ctx,cifar10-ycc420-k512 \
+	  --codec jpeg:30,50,75,90 --codec webp:30,50,75,90 --json $(DEMO)/eval.json --plot $(DEMO)/eval.png
+	@echo "plot: $(DEMO)/eval.png   results: $(DEMO)/eval.json"
 
 test: install  ## the test suite (under 15 minutes on 2 cores)
 	$(PY) -m pytest -q -x tests
