@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The robustness runs behind results/robustness/*.json, one after another (each resumes from its state file).
 # Budget-limited on a shared 2-core CPU: image counts, steps, restarts and EOT draws are stated in each JSON.
-#   tools/robustness_runs.sh [cifar-seed|cifar-adaptive EPS TAG|cifar-random|mnist EPS TAG] ...
+#   tools/robustness_runs.sh [all | cifar-seed | cifar-adaptive EPS TAG | cifar-random EPS TAG | mnist EPS TAG]
+# (N=images, default 500; each run resumes from results/robustness/state/TAG.state)
 set -u
 cd "$(dirname "$0")/.."
 SC=${SC:-.venv/bin/symcodec}
@@ -37,7 +38,11 @@ case "${1:-all}" in
     run mnist --model $MNIST_MODEL $SURRO --defense none --defense sym:mnist-2x2-k256 --defense sym:mnist-2x2-k256,random=25 \
         --defense jpeg:75 --defense bits:1 --attack "$T+fgsm+pgd:restarts=2+apgd-dlr+pgd-soft+reachable+eot-pgd:steps=30;eot=10+square:queries=500" \
         --eps "$2" --limit $N --json $R/mnist-$3.json --state $S/mnist-$3.state ;;
-  all)
-    for a in "cifar-seed" "cifar-adaptive 8/255 eps8" "cifar-adaptive 4/255 eps4" "cifar-random 8/255,4/255 eps8-4" \
-             "cifar-adaptive 2/255 eps2" "mnist 0.3,0.2,0.1 all"; do "$0" $a; done ;;
+  all)  # the image counts behind the committed results
+    "$0" cifar-seed
+    N=1000 "$0" cifar-adaptive 8/255 eps8
+    N=1000 "$0" cifar-adaptive 4/255 eps4
+    N=200 "$0" cifar-adaptive 2/255 eps2
+    N=300 "$0" cifar-random 8/255,4/255 eps8-4
+    N=300 "$0" mnist 0.3,0.2,0.1 all ;;
 esac
