@@ -77,11 +77,11 @@ def _read_exact(fp: BinaryIO, n: int, what: str) -> bytes:
     return bytes(out)
 
 
-def read_preamble(fp: BinaryIO, signature: bytes, major: int, kind: str) -> int:
-    """Check signature and major version; return the minor version."""
+def read_preamble(fp: BinaryIO, signature: bytes, majors: tuple[int, ...], kind: str) -> tuple[int, int]:
+    """Check the signature and that the major version is one of `majors`; return (major, minor)."""
     head = fp.read(len(signature) + 4)
-    if head[: len(signature)] != signature[: len(head)] or len(head) < len(signature):
-        if head and head[: len(signature)] == signature[: len(head)]:
+    if len(head) < len(signature) or head[: len(signature)] != signature:
+        if head and head == signature[: len(head)]:
             msg = f"truncated {kind} signature"
             raise TruncatedError(msg)
         msg = f"not a {kind} file"
@@ -89,11 +89,11 @@ def read_preamble(fp: BinaryIO, signature: bytes, major: int, kind: str) -> int:
     if len(head) < len(signature) + 4:
         msg = f"truncated {kind} preamble"
         raise TruncatedError(msg)
-    fmajor, fminor, _reserved = struct.unpack("<BBH", head[len(signature) :])
-    if fmajor != major:
-        msg = f"{kind} major version {fmajor} is not supported (this reader handles {major})"
+    major, minor, _reserved = struct.unpack("<BBH", head[len(signature) :])
+    if major not in majors:
+        msg = f"{kind} major version {major} is not supported (this reader handles {', '.join(map(str, majors))})"
         raise UnsupportedVersionError(msg)
-    return fminor
+    return major, minor
 
 
 def iter_chunks(fp: BinaryIO, kind: str, known: frozenset[bytes] | set[bytes]) -> Iterator[Chunk]:

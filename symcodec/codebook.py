@@ -138,10 +138,9 @@ class Codebook:
     @classmethod
     def from_bytes(cls, data: bytes | BinaryIO) -> Codebook:
         """Parse a `.symcb` file; every check happens before any large allocation."""
-        from .preamble import read_preamble
 
         fp = chunks.as_stream(data)
-        major, _ = read_preamble(fp, SIGNATURE, (MAJOR, MAJOR_CTX), "symcodec codebook")
+        major, _ = chunks.read_preamble(fp, SIGNATURE, (MAJOR, MAJOR_CTX), "symcodec codebook")
         got: dict[bytes, bytes] = {}
         for ch in chunks.iter_chunks(fp, "codebook", KNOWN if major == MAJOR_CTX else KNOWN - {b"CTXM"}):
             if ch.type in got:

@@ -163,10 +163,9 @@ def _meta(ch: chunks.Chunk) -> bytes:
 
 def read(data: bytes | BinaryIO, header_only: bool = False, max_pixels: int | None = None) -> SymFile:
     """Parse a `.sym` file. With header_only, stop at the first symbol chunk (no payload kept)."""
-    from .preamble import read_preamble
 
     fp = chunks.as_stream(data)
-    major, _ = read_preamble(fp, SIGNATURE, (MAJOR, MAJOR_V2), "SYM")
+    major, _ = chunks.read_preamble(fp, SIGNATURE, (MAJOR, MAJOR_V2), "SYM")
     it = chunks.iter_chunks(fp, ".sym", KNOWN)
     try:
         first = next(it)
