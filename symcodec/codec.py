@@ -154,29 +154,45 @@ def encode(
         msg = f"image is {w}x{h}, over the cap of {container.MAX_PIXELS} pixels"
         raise ImageTooLargeError(msg)
     planes = container.PLANES[mode]
-    ctx = cb.context_model
     if cb.colour == 1:  # ycc420: Y, Cb, Cr planes (symcodec.colour), context model only
         from .colour import rgb_to_planes
 
-        if planes != 3 or ctx is None:
+        if planes != 3 or cb.context_model is None:
             msg = f"codebook {cb.name or cb.short_id} (ycc420) encodes RGB/RGBA images and needs a context model"
             raise UnsupportedModeError(msg)
-        syms = [quantize(pl, cb, threads=threads)[0] for pl in rgb_to_planes(a[:, :, :3])]
-        hdr = Header(w, h, mode, cb.patch, cb.colour, ctx.model_id, cb.k, cb.id, sum(x.size for x in syms))
-        f = SymFile(hdr, payload=ctx.encode(syms))
+        syms: Any = [quantize(pl, cb, threads=threads)[0] for pl in rgb_to_planes(a[:, :, :3])]
     else:
-        sym = quantize(a[:, :, :planes], cb, threads=threads)
-        gh, gw = sym.shape[1:]
-        model = ctx if ctx is not None else cb.model
-        hdr = Header(w, h, mode, cb.patch, cb.colour, model.model_id, cb.k, cb.id, planes * gh * gw)
-        f = SymFile(hdr, payload=ctx.encode(list(sym)) if ctx is not None else cb.model.encode(sym))
+        syms = quantize(a[:, :, :planes], cb, threads=threads)
+    meta = {**meta, **{k: v for k, v in (("icc_profile", icc_profile), ("exif", exif), ("xmp", xmp)) if v is not None}}
+    return assemble(cb, a, mode, syms, meta, embed_codebook=embed_codebook, text=text)
+
+
+def assemble(
+    cb: Codebook,
+    a: np.ndarray,
+    mode: str,
+    syms: Any,
+    meta: dict[str, Any],
+    *,
+    embed_codebook: bool = False,
+    text: dict[str, str] | None = None,
+) -> bytes:
+    """Entropy-code an image's symbols and wrap them with its alpha, codebook and metadata as `.sym` bytes.
+
+    `syms` is (P, gh, gw) for per-plane codebooks, or the list of Y, Cb, Cr symbol planes for ycc420.
+    """
+    h, w = a.shape[:2]
+    planes = container.PLANES[mode]
+    ctx = cb.context_model
+    n_sym = sum(int(x.size) for x in syms)
+    model = ctx if ctx is not None else cb.model
+    hdr = Header(w, h, mode, cb.patch, cb.colour, model.model_id, cb.k, cb.id, n_sym)
+    f = SymFile(hdr, payload=ctx.encode(list(syms)) if ctx is not None else cb.model.encode(syms))
     if planes < a.shape[2]:
         f.alpha = zlib.compress(np.ascontiguousarray(a[:, :, planes]).tobytes(), 9)
     if embed_codebook:
         f.codebook = cb.to_bytes()
-    f.icc_profile = icc_profile if icc_profile is not None else meta.get("icc_profile")
-    f.exif = exif if exif is not None else meta.get("exif")
-    f.xmp = xmp if xmp is not None else meta.get("xmp")
+    f.icc_profile, f.exif, f.xmp = meta.get("icc_profile"), meta.get("exif"), meta.get("xmp")
     f.text = dict(text or {})
     return f.to_bytes()
 

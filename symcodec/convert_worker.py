@@ -10,7 +10,6 @@ import io
 import os
 import re
 import warnings
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,36 +119,24 @@ def encode_many(images: list[tuple[Any, str, dict[str, bytes]]], cb: Any, embed_
     import numpy as np
 
     from . import container
-    from .container import Header, SymFile
+
+    from .codec import assemble, encode
 
     out: list[bytes] = [b""] * len(images)
     groups: dict[tuple, list[int]] = {}
     for i, (a, mode, _) in enumerate(images):
         groups.setdefault((a.shape, mode), []).append(i)
-    cbok = cb.to_bytes() if embed_codebook else None
     for (shape, mode), idx in groups.items():
         planes = container.PLANES[mode]
         h, w = shape[:2]
-        if h == 0 or w == 0 or h * w > container.MAX_PIXELS:
-            from .codec import encode
-
-            for i in idx:  # let encode raise its own clear error
+        if h == 0 or w == 0 or h * w > container.MAX_PIXELS or cb.colour != 0:
+            for i in idx:  # encode raises its own clear errors, and handles ycc420
                 out[i] = encode(images[i][0], cb, embed_codebook=embed_codebook)
             continue
-        batch = np.stack([images[i][0][:, :, :planes] for i in idx])
-        sym = _quantize(batch, cb)
-        gh, gw = sym.shape[2:]
-        ctx = getattr(cb, "context_model", None)  # entropy model 2 where the codebook has one
-        model = ctx if ctx is not None else cb.model
-        hdr = Header(w, h, mode, cb.patch, cb.colour, model.model_id, cb.k, cb.id, planes * gh * gw)
+        sym = _quantize(np.stack([images[i][0][:, :, :planes] for i in idx]), cb)
         for j, i in enumerate(idx):
             a, _, meta = images[i]
-            f = SymFile(hdr, payload=ctx.encode(list(sym[j])) if ctx is not None else cb.model.encode(sym[j]))
-            if planes < a.shape[2]:
-                f.alpha = zlib.compress(np.ascontiguousarray(a[:, :, planes]).tobytes(), 9)
-            f.codebook = cbok
-            f.icc_profile, f.exif, f.xmp = meta.get("icc_profile"), meta.get("exif"), meta.get("xmp")
-            out[i] = f.to_bytes()
+            out[i] = assemble(cb, a, mode, sym[j], meta, embed_codebook=embed_codebook)
     return out
 
 
