@@ -187,7 +187,7 @@ def _cell_key(x, i, nb):  # pragma: no cover - compiled
 def _slot(table, key):  # pragma: no cover - compiled
     """Index of key's slot, or of the empty slot where it would go."""
     mask = table.shape[0] - 1
-    h = (key * 2654435761) & mask
+    h = ((key * 2654435761) >> 16) & mask  # the well-mixed middle bits of a multiplicative hash
     while True:
         v = table[h]
         if v == _EMPTY or (v >> 39) == key:

@@ -8,7 +8,7 @@ import numpy as np
 
 from . import kernels
 
-_MAX_NEIGHBOURS = 256
+_MAX_NEIGHBOURS = 512
 _BITS = 4  # guess table: 16 levels per patch quadrant (65,536 cells)
 _MAX_CAND = 1 << 25  # cell-cache bounds: 32M candidates (64 MiB), 16M slots (128 MiB)
 _MAX_SLOTS = 1 << 24
