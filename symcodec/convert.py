@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from . import tario
 from .convert_worker import _W, OUT_EXT, Plan, _init_worker, _parent, _work, encode_many, out_name  # noqa: F401
 from .errors import DatasetError
 from .manifest import Journal, ShardWriter
@@ -89,63 +88,8 @@ def _infer_to(first: Sample | None) -> str:
 
 
 def iter_source(src: str | os.PathLike[str]) -> Iterator[Sample]:
-    """`symcodec.sources.iter_samples`, with a fast reader for uncompressed tars (same keys, labels, order)."""
-    from .sources import IMAGE_EXT, kind
-
-    k = kind(src)
-    if k == "mnist":
-        return _with_mnist_labels(src)
-    if k != "tar" or not tario.is_plain_tar(src):
-        return iter_samples(src)
-    return _iter_plain_tar(str(src), IMAGE_EXT)
-
-
-def mnist_labels(images: str | os.PathLike[str]) -> Path | None:
-    """The labels file beside an MNIST images file: `*-labels-idx1*` or `*-labels.idx1*` naming."""
-    from .sources import mnist_labels_path
-
-    p = Path(images)
-    alt = p.with_name(p.name.replace("images.idx3", "labels.idx1"))
-    return mnist_labels_path(p) or (alt if alt != p and alt.exists() else None)
-
-
-def _with_mnist_labels(src: str | os.PathLike[str]) -> Iterator[Sample]:
-    from .sources import read_idx
-
-    lp = mnist_labels(src)
-    labels = read_idx(lp) if lp else None
-    for i, s in enumerate(iter_samples(src)):
-        if s.label is None and labels is not None:
-            s.label = int(labels[i])
-        yield s
-
-
-def _iter_plain_tar(path: str, exts: tuple[str, ...]) -> Iterator[Sample]:
-    pending: dict[str, Sample] = {}
-    cls: dict[str, str] = {}
-    with open(path, "rb") as fp:
-        for m, data in tario.iter_members(fp, path):
-            stem, ext = os.path.splitext(m.name)
-            if ext == ".cls":
-                cls[stem] = (data or b"").decode("utf-8", "replace").strip()
-                if stem in pending:
-                    s = pending.pop(stem)
-                    s.label = cls.pop(stem)
-                    yield s
-                continue
-            if not ext.lower().endswith(exts):
-                continue
-            s = Sample(m.name, _parent(m.name) or None, data)
-            if stem in cls:
-                s.label = cls.pop(stem)
-                yield s
-            elif s.label is None:  # WebDataset style: the .cls member may follow
-                for old in [k for k in pending if k != stem]:
-                    yield pending.pop(old)
-                pending[stem] = s
-            else:
-                yield s
-    yield from pending.values()
+    """The samples of SRC (`symcodec.sources.iter_samples`: plain tars use the fast reader)."""
+    return iter_samples(src)
 
 
 def _chunks(samples: Iterator[Sample], n: int) -> Iterator[list[tuple[str, Any, bytes | None, Any]]]:

@@ -86,47 +86,63 @@ def _iter_folder(root: Path) -> Iterator[Sample]:
 
 
 def _iter_tar(path: Path) -> Iterator[Sample]:
+    """Tar members paired into samples: a fast reader for plain tars, tarfile for compressed ones."""
+    from . import tario
+
+    if tario.is_plain_tar(path):
+
+        def plain() -> Iterator[tuple[str, bytes]]:
+            with open(path, "rb") as fp:
+                for m, data in tario.iter_members(fp, str(path)):
+                    yield m.name, data or b""
+
+        return _pair_cls(plain())
+    return _pair_cls(_tarfile_members(path))
+
+
+def _tarfile_members(path: Path) -> Iterator[tuple[str, bytes]]:
     try:
         tf = tarfile.open(path, mode="r|*")
     except (tarfile.TarError, OSError) as exc:
         msg = f"cannot read tar archive {path}: {exc}"
         raise DatasetError(msg) from None
-    pending: dict[str, Sample] = {}
-    cls: dict[str, str] = {}
     with tf:
         try:
             for m in tf:
-                if not m.isfile():
-                    continue
-                name = m.name
-                stem, ext = os.path.splitext(name)
-                f = tf.extractfile(m)
-                if f is None:
-                    continue
-                if ext == ".cls":
-                    cls[stem] = f.read().decode("utf-8", "replace").strip()
-                    if stem in pending:
-                        s = pending.pop(stem)
-                        s.label = cls.pop(stem)
-                        yield s
-                    continue
-                if not ext.lower().endswith(IMAGE_EXT):
-                    continue
-                rel = PurePosixPath(name)
-                s = Sample(name, _label_from_path(rel), f.read())
-                if stem in cls:
-                    s.label = cls.pop(stem)
-                    yield s
-                elif s.label is None:
-                    # WebDataset style: the .cls member may follow; flush older keys to keep memory flat
-                    for old in [k for k in pending if k != stem]:
-                        yield pending.pop(old)
-                    pending[stem] = s
-                else:
-                    yield s
+                f = tf.extractfile(m) if m.isfile() else None
+                if f is not None:
+                    yield m.name, f.read()
         except (tarfile.TarError, OSError, EOFError) as exc:
             msg = f"tar archive {path} is corrupt or truncated: {exc}"
             raise DatasetError(msg) from None
+
+
+def _pair_cls(members: Iterator[tuple[str, bytes]]) -> Iterator[Sample]:
+    """Image members as samples; labels from the parent folder or a WebDataset `key.cls` member."""
+    pending: dict[str, Sample] = {}
+    cls: dict[str, str] = {}
+    for name, data in members:
+        stem, ext = os.path.splitext(name)
+        if ext == ".cls":
+            cls[stem] = data.decode("utf-8", "replace").strip()
+            if stem in pending:
+                s = pending.pop(stem)
+                s.label = cls.pop(stem)
+                yield s
+            continue
+        if not ext.lower().endswith(IMAGE_EXT):
+            continue
+        s = Sample(name, _label_from_path(PurePosixPath(name)), data)
+        if stem in cls:
+            s.label = cls.pop(stem)
+            yield s
+        elif s.label is None:
+            # WebDataset style: the .cls member may follow; flush older keys to keep memory flat
+            for old in [k for k in pending if k != stem]:
+                yield pending.pop(old)
+            pending[stem] = s
+        else:
+            yield s
     yield from pending.values()
 
 

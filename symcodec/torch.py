@@ -74,9 +74,9 @@ class ImageDataset(torch.utils.data.Dataset):
         self._offsets = self._sizes = None
         if k == "mnist":
             self._mnist = read_idx(root)
-            from .convert import mnist_labels
+            from .sources import mnist_labels_path
 
-            lp = mnist_labels(root)
+            lp = mnist_labels_path(Path(root))
             raw = read_idx(lp) if lp else None
             names = [f"{i:05d}" for i in range(len(self._mnist))]
             raw_labels = [str(int(v)) for v in raw] if raw is not None else [None] * len(names)
