@@ -40,6 +40,24 @@ def _unpatch(pt: torch.Tensor, p: int, shape: tuple[int, ...], h: int, w: int) -
 
 
 @numba.njit(cache=True, nogil=True)
+def _offer(x, i, cent, c, best, out):  # pragma: no cover - compiled
+    """Insert centroid c into row i's sorted k-best list if it is closer than the current k-th."""
+    s = np.float32(0.0)
+    for q in range(x.shape[1]):
+        v = x[i, q] - cent[c, q]
+        s += v * v
+    k = best.shape[0]
+    if s < best[k - 1]:
+        t = k - 1
+        while t > 0 and best[t - 1] > s:
+            best[t] = best[t - 1]
+            out[i, t] = out[i, t - 1]
+            t -= 1
+        best[t] = s
+        out[i, t] = c
+
+
+@numba.njit(cache=True, nogil=True)
 def _knn_kernel(x, cent, c0, nbr, nbrd, out):  # pragma: no cover - compiled
     """k nearest centroids per row, scanning the nearest centroid's distance-sorted neighbour list.
 
@@ -65,35 +83,12 @@ def _knn_kernel(x, cent, c0, nbr, nbrd, out):  # pragma: no cover - compiled
             if best[k - 1] < np.inf and nbrd[a, j] > d0 + np.sqrt(best[k - 1]) + 1e-6:
                 proven = True
                 break
-            c = nbr[a, j]
-            s = np.float32(0.0)
-            for q in range(d):
-                v = x[i, q] - cent[c, q]
-                s += v * v
-            if s < best[k - 1]:
-                t = k - 1
-                while t > 0 and best[t - 1] > s:
-                    best[t] = best[t - 1]
-                    out[i, t] = out[i, t - 1]
-                    t -= 1
-                best[t] = s
-                out[i, t] = c
+            _offer(x, i, cent, nbr[a, j], best, out)
         if not proven and nbr.shape[1] < kc:
             for t in range(k):
                 best[t] = np.inf
             for c in range(kc):
-                s = np.float32(0.0)
-                for q in range(d):
-                    v = x[i, q] - cent[c, q]
-                    s += v * v
-                if s < best[k - 1]:
-                    t = k - 1
-                    while t > 0 and best[t - 1] > s:
-                        best[t] = best[t - 1]
-                        out[i, t] = out[i, t - 1]
-                        t -= 1
-                    best[t] = s
-                    out[i, t] = c
+                _offer(x, i, cent, c, best, out)
 
 
 class Purifier(nn.Module):

@@ -46,3 +46,14 @@ def photo() -> np.ndarray:
     import skimage.data as sd
 
     return np.ascontiguousarray(sd.coffee()[:301, :399])
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run a test with torch on one thread (faster than two on this shared 2-core machine)."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
