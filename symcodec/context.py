@@ -190,14 +190,10 @@ class ContextModel:
 
     def encode(self, planes: Sequence[np.ndarray]) -> bytes:
         """rANS-code planes (each (gh, gw), coded in order): state as two u16 words, then words, padded to 4 bytes."""
+        from .rans import encode_events
+
         starts, freqs, ne = self._events(planes)
-        out = np.empty(ne + 3, np.uint16)
-        x, o = kern.rans_encode(starts, freqs, ne, out)
-        x = int(x)
-        w = np.concatenate([np.array([x & 0xFFFF, x >> 16], np.uint16), out[o : ne + 3]])
-        if w.size % 2:
-            w = np.concatenate([w, np.zeros(1, np.uint16)])
-        return w.astype("<u2").tobytes()
+        return encode_events(starts, freqs, ne)
 
     def code_length(self, planes: Sequence[np.ndarray]) -> float:
         """Ideal code length in bits of the planes under this model (what rANS writes, minus ~32 bits)."""

@@ -120,21 +120,6 @@ def encode_events(sym, off, gh, gw, ymap, xmap, cfg_n, cfg_t, cfg_src, cfg_dy, c
 
 
 @numba.njit(**_JIT)
-def rans_encode(starts, freqs, ne, out):  # pragma: no cover - compiled
-    """rANS-encode events ne-1 .. 0; out receives 16-bit words from the end. Returns (state, first word)."""
-    x = np.uint64(RANS_L)
-    o = out.shape[0]
-    for i in range(ne - 1, -1, -1):
-        f = np.uint64(freqs[i])
-        if x >= (f << np.uint64(16)):
-            o -= 1
-            out[o] = np.uint16(x & np.uint64(0xFFFF))
-            x >>= np.uint64(16)
-        x = ((x // f) << np.uint64(PREC)) + (x % f) + np.uint64(starts[i])
-    return x, o
-
-
-@numba.njit(**_JIT)
 def decode_all(words, state, off, gh, gw, ymap, xmap, cfg_n, cfg_t, cfg_src, cfg_dy, cfg_dx, cfg_w, cfg_m,
                cand, score, dflt, f0, c0, expt, sym):  # pragma: no cover - compiled
     """Decode every symbol in order (words[0:2] hold the state); returns words used, or -1 on a bad stream."""

@@ -34,23 +34,37 @@ def quantize_counts(counts: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(**_JIT)
-def _encode(sym, freq, cum, out):  # pragma: no cover - compiled
-    """Encode symbols in reverse; returns the number of u16 words written at the end of `out`."""
+def _encode(starts, freqs, n, out):  # pragma: no cover - compiled
+    """Encode events n-1 .. 0 (each a start c and frequency f out of 2^16), then the final state as two
+    words; words fill `out` from its end. Returns the number of words written."""
     x = np.uint64(L)
     pos = out.shape[0]
-    for i in range(sym.shape[0] - 1, -1, -1):
-        s = sym[i]
-        f = np.uint64(freq[s])
+    for i in range(n - 1, -1, -1):
+        f = np.uint64(freqs[i])
         if x >= (f << np.uint64(16)):
             pos -= 1
             out[pos] = np.uint16(x & np.uint64(0xFFFF))
             x >>= np.uint64(16)
-        x = ((x // f) << np.uint64(PREC)) + (x % f) + np.uint64(cum[s])
+        x = ((x // f) << np.uint64(PREC)) + (x % f) + np.uint64(starts[i])
     pos -= 1
     out[pos] = np.uint16(x >> np.uint64(16))
     pos -= 1
     out[pos] = np.uint16(x & np.uint64(0xFFFF))
     return out.shape[0] - pos
+
+
+def encode_events(starts: np.ndarray, freqs: np.ndarray, n: int | None = None) -> bytes:
+    """rANS-code a sequence of (start, frequency) events into the spec's bytes (even number of u16 words).
+
+    Shared by entropy model 1 (events from one static table) and model 2 (events from context tables).
+    """
+    n = len(freqs) if n is None else n
+    out = np.empty(n + 3, np.uint16)
+    m = _encode(starts, freqs, n, out)
+    w = out[out.size - m :]
+    if m % 2:
+        w = np.concatenate([w, np.zeros(1, np.uint16)])
+    return w.astype("<u2").tobytes()
 
 
 @numba.njit(**_JIT)
@@ -89,12 +103,7 @@ class RansTable:
     def encode(self, symbols: np.ndarray) -> bytes:
         """Encode int symbols (all < K) into the spec's byte stream (even number of u16 words)."""
         sym = np.ascontiguousarray(symbols, dtype=np.int32).ravel()
-        out = np.empty(sym.size + 3, np.uint16)
-        n = _encode(sym, self.freq, self.cum, out)
-        w = out[out.size - n :]
-        if n % 2:
-            w = np.concatenate([w, np.zeros(1, np.uint16)])
-        return w.astype("<u2").tobytes()
+        return encode_events(self.cum[sym], self.freq[sym])
 
     def decode(self, data: bytes | memoryview | np.ndarray, n: int) -> np.ndarray | None:
         """Decode n symbols; None if the stream is inconsistent (wrong length, final state or padding)."""
