@@ -71,7 +71,8 @@ def test_attacks_stay_in_the_box(model, data) -> None:
     x, y = x[:2], y[:2]
     d = Defended(VQPurifier(CB), model).eval()
     eps = 4 / 255
-    for spec in ("fgsm", "pgd:steps=3;restarts=2", "apgd-dlr:steps=3", "square:queries=5", "reachable:iters=2"):
+    for spec in ("fgsm", "pgd:steps=3;restarts=2", "apgd-dlr:steps=3", "apgd-t:steps=3;targets=2", "square:queries=5",
+                 "reachable:iters=2"):
         from symcodec.attacks.runner import craft
 
         adv = craft(parse_attack(spec.replace(";", ",")), d, x, y, eps)
@@ -94,6 +95,39 @@ def test_straight_through_pgd_breaks_the_deterministic_purifier_and_frozen_rando
     keep = correct_draws(frozen, x, y) == 1
     adv = pgd(frozen, x[keep], y[keep], eps, steps=20, restarts=1)
     assert _acc(frozen, adv, y[keep]) <= 0.2  # with the randomness frozen it falls like the deterministic one
+
+
+def test_targeted_apgd_verdict_is_on_the_rounded_image(model, data) -> None:
+    from symcodec.attacks.lib import apgd_t
+
+    x, y = _clean_correct(model, *data)
+    x, y = x[:4], y[:4]
+    d = Defended(Identity(), model).eval()
+    assert _acc(d, apgd_t(d, x, y, 0.0, steps=5), y) == 1.0
+    adv = apgd_t(d, x, y, 16 / 255, steps=10, targets=2)
+    assert (adv - x).abs().max() <= 16 / 255 + 1e-6
+    assert _acc(d, adv, y) == 0.0  # a large eps breaks the undefended model, judged on the returned uint8 images
+
+
+def test_l2_attack_runs_once_per_defense_across_eps(model, data, monkeypatch) -> None:
+    import symcodec.attacks.runner as rmod
+
+    x, y = _clean_correct(model, *data)
+    x, y = x[:3], y[:3]
+    calls = []
+    real = rmod.craft
+
+    def counting(spec, *a, **k):
+        calls.append(spec.name)
+        return real(spec, *a, **k)
+
+    monkeypatch.setattr(rmod, "craft", counting)
+    out = evaluate({"none": Defended(Identity(), model)}, x, y, [2 / 255, 8 / 255], [parse_attack("cw-l2:steps=3")],
+                   progress=False)
+    assert calls == ["cw-l2"]
+    cw = [r for r in out["rows"] if r["attack"].startswith("cw-l2")]
+    assert len(cw) == 2 and cw[0]["accuracy"] == cw[1]["accuracy"]
+    assert all("median_l2_success" in r for r in cw)
 
 
 def test_seed_bpda_is_a_box_corner_attack(model, data) -> None:

@@ -13,12 +13,15 @@ MODEL=${CIFAR_MODEL:-cifar10-clean}
 SEED_MODEL=${SEED_MODEL:-seed-cifar10}
 SURR=${CIFAR_SURROGATE:-seed-cifar10-holdout}
 MNIST_MODEL=${MNIST_MODEL:-mnist-clean}
-MNIST_SURR=${MNIST_SURROGATE:-}
+MNIST_SURR=${MNIST_SURROGATE:-mnist-surrogate}
 N=${N:-500}
 mkdir -p $S
 run() { echo "== $(date -u +%H:%M:%S) $*" >&2; "$SC" robustness "$@" || echo "FAILED: $*" >&2; }
 TM='model-pgd:steps=10+transfer:steps=10'
 ADAPT='fgsm+pgd:restarts=2+apgd-dlr+pgd-soft+reachable+square:queries=500'
+# white-box attacks in the order run (each only on the examples every earlier one failed to break); eot-pgd runs on
+# randomized purifiers only, pgd-soft on VQ ones, reachable on the deterministic VQ; cw-l2 (unbounded L2) once per defense
+MNIST_ADAPT='fgsm+pgd+eot-pgd:steps=30;eot=20+apgd-ce+apgd-dlr+apgd-t:targets=3+pgd-soft+reachable+square+cw-l2'
 case "${1:-all}" in
   cifar-seed)  # SymDNN's weak protocol beside adaptive attacks, same model and images (standalone numbers)
     run cifar10 --model $SEED_MODEL --defense sym:$CB,random=25 --defense sym:$CB \
@@ -32,11 +35,9 @@ case "${1:-all}" in
     run cifar10 --model $MODEL --surrogate $SURR --defense sym:$CB,random=25 \
         --attack "$TM+pgd:restarts=1+eot-pgd:steps=30;eot=10" --eps "$2" --limit $N \
         --json $R/cifar10-random-$3.json --state $S/cifar10-random-$3.state ;;
-  mnist)
-    SURRO=${MNIST_SURR:+--surrogate $MNIST_SURR}
-    T=$([ -n "$MNIST_SURR" ] && echo "$TM" || echo "model-pgd:steps=10")
-    run mnist --model $MNIST_MODEL $SURRO --defense none --defense sym:mnist-2x2-k256 --defense sym:mnist-2x2-k256,random=25 \
-        --defense jpeg:75 --defense bits:1 --attack "$T+fgsm+pgd:restarts=2+apgd-dlr+pgd-soft+reachable+eot-pgd:steps=30;eot=10+square:queries=500" \
+  mnist)  # every MNIST defense: threat models 1 and 2 (standalone), then white-box adaptive attacks on the survivors
+    run mnist --model $MNIST_MODEL --surrogate $MNIST_SURR --defense none --defense sym:mnist-2x2-k256 \
+        --defense sym:mnist-2x2-k256,random=25 --defense jpeg:75 --defense bits:1 --attack "$TM+$MNIST_ADAPT" \
         --eps "$2" --limit $N --json $R/mnist-$3.json --state $S/mnist-$3.state ;;
   all)  # the image counts behind the committed results
     "$0" cifar-seed

@@ -22,6 +22,9 @@ def fmt(r: dict | None) -> str:
     if r is None:
         return ""
     a = f"{100 * r['accuracy']:.1f}"
+    if r["attack"].startswith("cw-l2"):  # unbounded L2 attack: accuracy and the median L2 of its successes
+        m = r.get("median_l2_success")
+        return a + (f" ({m:.2f})" if m is not None else "")
     if not r.get("standalone", True):
         return f"≤{a}"
     if r.get("accuracy_all_draws") is not None and abs(r["accuracy_all_draws"] - r["accuracy"]) > 1e-9:
@@ -29,11 +32,12 @@ def fmt(r: dict | None) -> str:
     return a
 
 
-ORDER = ["model-pgd", "transfer", "fgsm", "seed-bpda", "pgd", "eot-pgd", "apgd-dlr", "pgd-soft", "reachable", "square",
-         "worst-case"]
+ORDER = ["model-pgd", "transfer", "fgsm", "seed-bpda", "pgd", "eot-pgd", "apgd-ce", "apgd-dlr", "apgd-t", "pgd-soft",
+         "reachable", "square", "worst-case", "cw-l2"]
 HEAD = {"model-pgd": "TM1 model-wb PGD", "transfer": "TM2 transfer PGD", "fgsm": "FGSM", "seed-bpda": "seed BPDA",
-        "pgd": "PGD (STE)", "eot-pgd": "EOT-PGD", "apgd-dlr": "APGD-DLR", "pgd-soft": "PGD soft-VQ",
-        "reachable": "reachable codewords", "square": "Square", "worst-case": "**worst case**"}
+        "pgd": "PGD (STE)", "eot-pgd": "EOT-PGD", "apgd-ce": "APGD-CE", "apgd-dlr": "APGD-DLR", "apgd-t": "APGD-T",
+        "pgd-soft": "PGD soft-VQ", "reachable": "reachable codewords", "square": "Square", "worst-case": "**worst case**",
+        "cw-l2": "CW-L2 (median L2)"}
 
 
 def table(rows: list[dict]) -> str:
@@ -63,6 +67,28 @@ def table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def summary(rows: list[dict]) -> str:
+    """Worst case per defense, eps and threat model (TM1 model-wb, TM2 transfer, TM3 white-box adaptive)."""
+    best: dict[tuple, dict] = {}
+    clean: dict[tuple, dict] = {}
+    for r in rows:
+        key = (r["defense"], r["file"])
+        name = r["attack"].split(":")[0]
+        if name == "clean":
+            clean[key] = r
+        elif name in ("model-pgd", "transfer", "worst-case"):
+            best[(key, r["eps_255"], name)] = r
+    keys = sorted({(k, e) for (k, e, _) in best}, key=lambda t: (t[0][1], t[0][0], -t[1]))
+    out = ["| defense | run | eps | n | clean | TM1 model white-box | TM2 transfer | TM3 adaptive white-box (worst case) |",
+           "|---|---|---|---|---|---|---|---|"]
+    for key, e in keys:
+        es = f"{e / 255:.2g}" if key[1].startswith("mnist") else f"{e:g}/255"
+        c = clean.get(key)
+        out.append("| " + " | ".join([f"`{key[0]}`", key[1].replace(".json", ""), es, str(c["n"] if c else ""), fmt(c)]
+                                    + [fmt(best.get((key, e, a))) for a in ("model-pgd", "transfer", "worst-case")]) + " |")
+    return "\n".join(out)
+
+
 def main() -> None:
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "results/robustness")
     by_ds: dict[str, list[dict]] = defaultdict(list)
@@ -71,7 +97,10 @@ def main() -> None:
             continue
         by_ds[p.name.split("-")[0]].extend(load_rows(p))
     for ds, rows in by_ds.items():
-        print(f"\n### {ds}\n")
+        print(f"\n### {ds}: worst case per threat model\n")
+        print(summary(rows))
+    for ds, rows in by_ds.items():
+        print(f"\n### {ds}: every attack\n")
         print(table(rows))
     print("\nAccuracy in %; randomized purifiers by majority over 10 draws, in brackets all 10 draws correct. "
           "≤ = cumulative: with early stop the attack only saw the examples every earlier column failed to break.")

@@ -32,6 +32,7 @@ ATTACKS: dict[str, tuple[str, dict[str, Any]]] = {
     "eot-pgd": ("adaptive", {"steps": 100, "restarts": 1, "loss": "ce", "eot": 10}),
     "apgd-ce": ("adaptive", {"steps": 100, "restarts": 1, "eot": 1}),
     "apgd-dlr": ("adaptive", {"steps": 100, "restarts": 1, "eot": 1}),
+    "apgd-t": ("adaptive", {"steps": 100, "restarts": 1, "targets": 9, "eot": 1}),
     "square": ("adaptive", {"queries": 1000}),
     "reachable": ("adaptive", {"iters": 40, "samples": 47}),
     "seed-bpda": ("adaptive", {}),
@@ -52,6 +53,8 @@ DESCRIPTIONS = {
                "majority over `eot` fresh draws",
     "apgd-ce": "torchattacks APGD (Croce & Hein 2020 port), CE loss, automatic step size, eot_iter for randomized purifiers",
     "apgd-dlr": "torchattacks APGD with the DLR loss",
+    "apgd-t": "targeted APGD (torchattacks APGDT, targeted DLR loss) against each of the `targets` highest-scoring "
+              "wrong classes in turn; an example leaves once its uint8-rounded image is verified misclassified",
     "square": "torchattacks Square (score-based black box, margin loss, p_init 0.8)",
     "reachable": "greedy linearised search over the codewords reachable inside the eps box (witness pre-images on "
                  "the uint8 grid: clean patch, 16 corners, `samples` random points); deterministic VQ only",
@@ -116,6 +119,9 @@ def craft(spec: AttackSpec, model: nn.Module, x: torch.Tensor, y: torch.Tensor, 
             pur.backward_mode, pur.temperature = saved
     if n in ("apgd-ce", "apgd-dlr"):
         return lib.apgd(model, x, y, eps, loss=n[5:], steps=o["steps"], restarts=o["restarts"], eot=o["eot"], seed=seed)
+    if n == "apgd-t":
+        return lib.apgd_t(model, x, y, eps, steps=o["steps"], restarts=o["restarts"], targets=o["targets"],
+                          eot=o["eot"], seed=seed)
     if n == "square":
         return lib.square(model, x, y, eps, queries=o["queries"], seed=seed)
     if n == "reachable":
@@ -206,9 +212,10 @@ def evaluate(
             for spec in attacks:
                 if not applicable(spec, model):
                     continue
-                key = f"{dname}|{eps:.6f}|{spec.label}"
-                res = state.get(key, n)
                 linf = spec.threat != "adaptive-l2"
+                # an L2 attack ignores eps: run it once per defense and repeat its row under every eps
+                key = f"{dname}|{eps:.6f}|{spec.label}" if linf else f"{dname}|l2|{spec.label}"
+                res = state.get(key, n)
                 cheap = spec.threat in ("model-wb", "transfer")  # cached source images: always standalone
                 full = cheap or not early_stop or not linf
                 todo = [i for i in range(n) if res[i] is None and ok_clean[i] and (alive[i] or full)]
