@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from symcodec.cli import main
-from symcodec.evaluate import METRICS, psnr
+from symcodec.evaluate import METRICS, PSNR_CAP, psnr, psnr_pooled
 
 
 def test_eval_cli_small(cifar_test_tar, tmp_path) -> None:
@@ -48,6 +48,8 @@ def test_psnr_aggregation() -> None:
     p = psnr(a, b)
     assert p[1] == pytest.approx(10 * np.log10(255**2), abs=1e-9)
     assert p[0] == pytest.approx(10 * np.log10(255**2 / 1e-10))
+    assert psnr_pooled(a, b) == pytest.approx(10 * np.log10(255**2 / 0.5))  # pooled MSE (0 + 1) / 2
+    assert psnr_pooled(a, a) == PSNR_CAP
 
 
 def test_seed_chain_matches_plain_model(cifar_test_tar) -> None:

@@ -5,6 +5,8 @@ Clean CIFAR-10 (airbench-style net, ~20 min on 2 free cores):
     python tools/train_classifier.py cifar10-clean --arch airnet --epochs 10
 Fine-tune on purified (VQ-reconstructed) training images:
     python tools/train_classifier.py cifar10-sym2048 --arch airnet --init cifar10-clean --purify cifar10-2x2-k2048 --epochs 3
+Fine-tune on a mixture (each image of each batch drawn from one of the versions at random):
+    python tools/train_classifier.py cifar10-airnet-sym --init cifar10-airnet --purify cifar10-2x2-k128,cifar10-2x2-k2048 --mix-clean
 MNIST:
     python tools/train_classifier.py mnist-clean --arch mnistnet --epochs 4
 
@@ -123,7 +125,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=float, default=10)
     ap.add_argument("--arch-kw", default="{}", help='JSON keyword arguments for the architecture, e.g. \'{"width": 16}\'')
     ap.add_argument("--init", default=None, help="start from these weights (fine-tuning)")
-    ap.add_argument("--purify", default=None, help="train on images purified with this codebook")
+    ap.add_argument("--purify", default=None,
+                    help="train on images purified with this codebook (comma-separated: a random one per image and step)")
+    ap.add_argument("--mix-clean", action="store_true", help="with --purify: the unpurified images are one more version")
     ap.add_argument("--lr-scale", type=float, default=1.0, help="multiply the preset learning rate")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
@@ -143,11 +147,14 @@ def main() -> None:
     t0 = time.time()
     xtr, ytr, _ = load_dataset(train_src, args.limit)
     print(f"loaded {len(xtr)} training images in {time.time() - t0:.0f}s", file=sys.stderr)
-    if args.purify:
+    books = args.purify.split(",") if args.purify else []
+    versions = [xtr] if (args.mix_clean or not books) else []
+    for cb in books:
         t1 = time.time()
-        xtr = purify(xtr, args.purify)
-        print(f"purified with {args.purify} in {time.time() - t1:.0f}s", file=sys.stderr)
-    x_train = torch.from_numpy(xtr).permute(0, 3, 1, 2).contiguous()
+        versions.append(purify(xtr, cb))
+        print(f"purified with {cb} in {time.time() - t1:.0f}s", file=sys.stderr)
+    x_all = torch.from_numpy(np.stack(versions)).permute(0, 1, 4, 2, 3).contiguous()  # (V, N, C, H, W)
+    x_train = x_all[0]
     y_train = torch.from_numpy(ytr)
     model = build(args, hp, x_train)
     opt = optimizer(model, hp)
@@ -171,7 +178,8 @@ def main() -> None:
             if step >= total:
                 break
             idx = perm[i:i + bs]
-            xb = augment(x_train[idx], hp["translate"], flips[idx] if hp["flip"] else None, gen)
+            xv = x_train[idx] if len(x_all) == 1 else x_all[torch.randint(len(x_all), (len(idx),), generator=gen), idx]
+            xb = augment(xv, hp["translate"], flips[idx] if hp["flip"] else None, gen)
             xb = xb.float().div_(255.0)
             out = model(xb)
             loss = F.cross_entropy(out, y_train[idx], label_smoothing=hp["smoothing"],
@@ -192,13 +200,13 @@ def main() -> None:
     model.eval()
     xte, yte, _ = load_dataset(test_src)
     acc = {"clean": accuracy(model, xte, yte)}
-    if args.purify:
-        acc[f"purified {args.purify}"] = accuracy(model, purify(xte, args.purify), yte)
+    for cb in books:
+        acc[f"purified {cb}"] = accuracy(model, purify(xte, cb), yte)
     print("test accuracy:", json.dumps(acc), file=sys.stderr)
     cmd = "python tools/train_classifier.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     meta = {"dataset": dataset, "train": Path(train_src).name, "test": Path(test_src).name, "n_train": n,
             "n_test": len(xte), "test_accuracy": acc, "recipe": hp, "epochs": args.epochs, "init": args.init,
-            "purify": args.purify, "seed": args.seed, "command": cmd, "git_commit": git_commit(),
+            "purify": args.purify, "mix_clean": args.mix_clean, "seed": args.seed, "command": cmd, "git_commit": git_commit(),
             "train_seconds": round(train_s), "torch": str(torch.__version__)}
     out = Path(args.out)
     models.save(model, out / f"{args.name}.pt", meta)
@@ -206,7 +214,10 @@ def main() -> None:
             f"- Architecture: `{args.arch}` ({sum(p.numel() for p in model.net.parameters()):,} parameters), "
             f"preprocessing `{model.preprocess_name}` inside the model; input [0,1] NCHW floats, output logits.",
             f"- Data: {dataset} `{Path(train_src).name}` ({n} images)"
-            + (f", every image purified with codebook `{args.purify}`" if args.purify else "")
+            + (f", every image purified with codebook `{args.purify}`" if len(books) == 1 and not args.mix_clean else "")
+            + (f", each image at each step drawn at random from {len(x_all)} versions: "
+               + ", ".join((["clean"] if args.mix_clean else []) + [f"purified with `{b}`" for b in books])
+               if len(x_all) > 1 else "")
             + (f"; fine-tuned from `{args.init}`" if args.init else ""),
             f"- Recipe: {json.dumps(hp)}; {args.epochs} epochs, seed {args.seed}, {train_s / 60:.1f} min on "
             f"{args.threads} CPU threads (torch {torch.__version__}).",
