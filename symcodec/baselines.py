@@ -72,8 +72,10 @@ def parse_codec(spec: str) -> list[CodecSetting]:
         out = []
         for v in vals:
             cb = get_codebook(v)
-            out.append(CodecSetting("sym", v, f"symcodec {__version__}, codebook {cb.id[:12]} (K={cb.k}, "
-                                    f"{cb.patch}x{cb.patch} patches), range-coded .sym v1, header included", cb))
+            kind = ("YCbCr 4:2:0" if cb.colour == 1 else "per-channel") + (
+                ", context-modelled" if cb.context is not None else ", static table")
+            out.append(CodecSetting("sym", v, f"symcodec {__version__}, codebook {cb.name or v} {cb.short_id} (K={cb.k}, "
+                                    f"{cb.patch}x{cb.patch} patches, {kind}), rANS-coded .sym, header included", cb))
         return out
     if name in PILLOW_FORMATS:
         if name == "webp" and not features.check("webp"):
