@@ -58,7 +58,7 @@ def plot(result: dict[str, Any], path: str | os.PathLike[str]) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     axp.set_xlabel("bits per pixel")
-    axp.set_ylabel("PSNR (dB, mean of per-image values)")
+    axp.set_ylabel("PSNR (dB, from the MSE pooled over all images)")
     axp.set_title("distortion vs rate")
     axp.grid(alpha=0.3)
     axp.legend(fontsize=8, loc="lower right")
