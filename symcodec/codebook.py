@@ -20,10 +20,11 @@ from .errors import CodebookError, FormatError
 SIGNATURE = b"\x89SYC\r\n\x1a\n"
 MAJOR, MINOR = 1, 0
 MAJOR_CTX = 2  # version 2.0 adds the critical CTXM chunk and colour 1 (formats/codebook-v2.md)
+MAJOR_PPM = 3  # version 3.0 adds the critical PPMT chunk: entropy model 3 (formats/codebook-v3.md)
 COLOUR_PLANES = 0  # each channel plane (L, or R, G, B) is cut into patches independently
 COLOUR_YCC420 = 1  # RGB as Y, Cb, Cr planes (BT.601 full range), chroma subsampled 2x2 (symcodec.colour)
 COLOURS = {COLOUR_PLANES: "planes", COLOUR_YCC420: "ycc420"}
-KNOWN = frozenset({b"CBHD", b"CENT", b"CNTS", b"CTXM", b"name", b"prov"})
+KNOWN = frozenset({b"CBHD", b"CENT", b"CNTS", b"CTXM", b"PPMT", b"name", b"prov"})
 _HDR = struct.Struct("<IHBBBB")  # K, d, patch_h, patch_w, colour, reserved
 
 
@@ -39,6 +40,7 @@ class Codebook:
         name: str = "",
         provenance: dict[str, Any] | None = None,
         context: bytes | None = None,
+        ppm: bytes | None = None,
     ) -> None:
         cent = np.ascontiguousarray(centroids, dtype="<f4")
         if cent.ndim != 2 or cent.shape[1] != patch * patch:
@@ -71,7 +73,11 @@ class Codebook:
         self.name = name
         self.provenance = dict(provenance or {})
         self.context = bytes(context) if context is not None else None  # raw CTXM payload (entropy model 2)
-        if self.context is not None:
+        self.ppm = bytes(ppm) if ppm is not None else None  # raw PPMT payload (entropy model 3)
+        if self.context is not None and self.ppm is not None:
+            msg = "a codebook carries at most one context model (CTXM or PPMT)"
+            raise CodebookError(msg)
+        if self.context is not None or self.ppm is not None:
             self.context_model  # noqa: B018  (parse now: a bad table is a CodebookError here, not at decode)
         self._lock = threading.Lock()
 
@@ -91,11 +97,15 @@ class Codebook:
         out = [(b"CBHD", hdr), (b"CENT", self.centroids.tobytes()), (b"CNTS", self.counts.tobytes())]
         if self.context is not None:
             out.append((b"CTXM", self.context))
+        if self.ppm is not None:
+            out.append((b"PPMT", self.ppm))
         return out
 
     @property
     def major(self) -> int:
-        """Format major version this codebook needs: 1, or 2 with a context model or colour 1."""
+        """Format major version this codebook needs: 1, 2 with a CTXM model or colour 1, 3 with a PPMT model."""
+        if self.ppm is not None:
+            return MAJOR_PPM
         return MAJOR_CTX if (self.context is not None or self.colour != COLOUR_PLANES) else MAJOR
 
     @cached_property
@@ -140,9 +150,10 @@ class Codebook:
         """Parse a `.symcb` file; every check happens before any large allocation."""
 
         fp = chunks.as_stream(data)
-        major, _ = chunks.read_preamble(fp, SIGNATURE, (MAJOR, MAJOR_CTX), "symcodec codebook")
+        major, _ = chunks.read_preamble(fp, SIGNATURE, (MAJOR, MAJOR_CTX, MAJOR_PPM), "symcodec codebook")
         got: dict[bytes, bytes] = {}
-        for ch in chunks.iter_chunks(fp, "codebook", KNOWN if major == MAJOR_CTX else KNOWN - {b"CTXM"}):
+        known = {MAJOR: KNOWN - {b"CTXM", b"PPMT"}, MAJOR_CTX: KNOWN - {b"PPMT"}, MAJOR_PPM: KNOWN - {b"CTXM"}}[major]
+        for ch in chunks.iter_chunks(fp, "codebook", known):
             if ch.type in got:
                 msg = f"corrupt codebook: duplicate chunk {ch.type.decode()}"
                 raise FormatError(msg)
@@ -170,11 +181,15 @@ class Codebook:
                 prov = json.loads(got[b"prov"].decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError):
                 prov = {}
+        if major == MAJOR_PPM and b"PPMT" not in got:
+            msg = "corrupt codebook: version 3 without a PPMT chunk"
+            raise FormatError(msg)
         if major == MAJOR and colour != COLOUR_PLANES:
             msg = f"corrupt codebook: colour {colour} needs format version 2"
             raise FormatError(msg)
         try:
-            return cls(cent, patch=ph, counts=counts, colour=colour, name=name, provenance=prov, context=got.get(b"CTXM"))
+            return cls(cent, patch=ph, counts=counts, colour=colour, name=name, provenance=prov, context=got.get(b"CTXM"),
+                       ppm=got.get(b"PPMT"))
         except CodebookError as exc:
             msg = f"corrupt codebook: {exc}"
             raise FormatError(msg) from None
@@ -204,12 +219,15 @@ class Codebook:
 
     @cached_property
     def context_model(self) -> Any:
-        """The context model (entropy model id 2) from the CTXM chunk, or None."""
-        if self.context is None:
+        """The context model: entropy model 2 from the CTXM chunk, model 3 from the PPMT chunk, or None."""
+        if self.context is None and self.ppm is None:
             return None
         from .context import ContextModel
+        from .ppm import PPMModel
 
         try:
+            if self.ppm is not None:
+                return PPMModel.from_bytes(self.ppm, self.k)
             return ContextModel.from_bytes(self.context, self.k)
         except FormatError as exc:
             raise CodebookError(str(exc)) from None

@@ -226,7 +226,7 @@ def decode_symbols(f: SymFile, cb: Codebook) -> np.ndarray:
     if hdr.colour != cb.colour:
         msg = f"corrupt .sym: colour {hdr.colour} does not match the codebook's ({cb.colour})"
         raise FormatError(msg)
-    if hdr.model_id == 2 and ctx is not None:
+    if hdr.model_id in (2, 3) and ctx is not None and ctx.model_id == hdr.model_id:
         planes = ctx.decode(f.payload or b"", hdr.plane_grids)
         return planes if hdr.colour == 1 else np.stack(planes)  # type: ignore[return-value]
     if hdr.model_id != cb.model.model_id:

@@ -14,6 +14,7 @@ from .errors import FormatError, ImageTooLargeError
 SIGNATURE = b"\x89SYM\r\n\x1a\n"
 MAJOR, MINOR = 1, 0
 MAJOR_V2 = 2  # version 2.0: entropy model 2 (context model, formats/sym-v2.md); model-1 files stay 1.0
+MAJOR_V3 = 3  # version 3.0: entropy model 3 (escape-chain context tables, formats/sym-v3.md)
 MAX_PIXELS = 1 << 28  # reader cap on W*H, checked from HEAD before any allocation
 MAX_META = 1 << 24
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
@@ -46,8 +47,8 @@ class Header:
 
     @property
     def major(self) -> int:
-        """Container major version these fields need: 2 for entropy model 2, else 1."""
-        return MAJOR_V2 if self.model_id == 2 else MAJOR
+        """Container major version these fields need: 2 for entropy model 2, 3 for model 3, else 1."""
+        return {2: MAJOR_V2, 3: MAJOR_V3}.get(self.model_id, MAJOR)
 
     @property
     def plane_grids(self) -> list[tuple[int, int]]:
@@ -91,10 +92,10 @@ class Header:
         if cap and w * h > cap:
             msg = f"image is {w}x{h} = {w * h} pixels, over the cap of {cap} (symcodec.container.MAX_PIXELS)"
             raise ImageTooLargeError(msg)
-        if model != (MAJOR_V2 if major == MAJOR_V2 else 1):
+        if model != (major if major in (MAJOR_V2, MAJOR_V3) else 1):
             msg = f"corrupt .sym: entropy model {model} is not valid in container version {major}"
             raise FormatError(msg)
-        if p not in (2, 4, 8) or colour not in ((0, 1) if major == MAJOR_V2 else (0,)) or not 2 <= k <= 65536:
+        if p not in (2, 4, 8) or colour not in ((0, 1) if major in (MAJOR_V2, MAJOR_V3) else (0,)) or not 2 <= k <= 65536:
             msg = f"corrupt .sym: unsupported geometry (patch {p}, colour {colour}, K {k})"
             raise FormatError(msg)
         hdr = cls(w, h, MODES[mode], p, colour, model, k, cid, n_sym)
@@ -165,7 +166,7 @@ def read(data: bytes | BinaryIO, header_only: bool = False, max_pixels: int | No
     """Parse a `.sym` file. With header_only, stop at the first symbol chunk (no payload kept)."""
 
     fp = chunks.as_stream(data)
-    major, _ = chunks.read_preamble(fp, SIGNATURE, (MAJOR, MAJOR_V2), "SYM")
+    major, _ = chunks.read_preamble(fp, SIGNATURE, (MAJOR, MAJOR_V2, MAJOR_V3), "SYM")
     it = chunks.iter_chunks(fp, ".sym", KNOWN)
     try:
         first = next(it)

@@ -74,7 +74,7 @@ def test_unknown_ancillary_skipped_unknown_critical_refused(small_sym):
 
 def test_newer_major_version_refused(small_sym):
     b = bytearray(small_sym)
-    b[8] = 3  # 2 exists since issue 7 (entropy model 2, formats/sym-v2.md)
+    b[8] = 4  # 2 and 3 exist since issue 7 (entropy models 2 and 3, formats/sym-v2.md, sym-v3.md)
     with pytest.raises(errors.UnsupportedVersionError):
         symcodec.decode(bytes(b))
 

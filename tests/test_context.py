@@ -70,7 +70,7 @@ def test_versions(small: tuple[Codebook, np.ndarray], cifar_images: np.ndarray) 
     with pytest.raises(FormatError):
         container.read(v2[:8] + b"\x01" + v2[9:])
     with pytest.raises(UnsupportedVersionError):
-        container.read(v2[:8] + b"\x03" + v2[9:])
+        container.read(v2[:8] + b"\x04" + v2[9:])
     # a file that needs the context model does not decode with the plain codebook
     with pytest.raises(SymcodecError):
         symcodec.decode(v2, base)

@@ -64,7 +64,7 @@ def cifar_size(cb, limit: int | None) -> dict:
         file_bytes += len(data)
         src_bytes += len(s.data or b"")
         payload_bits += len(f.payload or b"") * 8
-        ctx = cb.context_model  # entropy model 2 (issue 7): its own ideal code length of the same symbols
+        ctx = cb.context_model  # entropy model 2 or 3 (issue 7): its own ideal code length of the same symbols
         xent += ctx.code_length(list(sym)) if ctx is not None else cb.model.cross_entropy(sym)
         n_sym += sum(p.size for p in sym)
         psnrs.append(psnr(x, y))
@@ -179,7 +179,7 @@ def main() -> None:
     t = time.perf_counter()
     cb.searcher  # noqa: B018  (build once; reported, not counted in speeds)
     build_s = time.perf_counter() - t
-    res: dict = {"size": cifar_size(cb, a.limit), "searcher_build_s": build_s}
+    res: dict = {"size": cifar_size(cb, a.limit), "searcher_build_s": build_s, "load": {"loadavg_1min_before": os.getloadavg()[0]}}
     if not a.no_speed:
         imgs = photos()
         res["photo512_1thread"] = speed(cb, imgs, 1, a.reps)
@@ -187,6 +187,7 @@ def main() -> None:
         res["cifar_speed"] = cifar_speed(cb, 1000)
         xs, _, _ = sources.load_arrays(CIFAR_TEST, limit=256)
         res["purify"] = purify_speed(cb, xs)
+    res["load"]["loadavg_1min_after"] = os.getloadavg()[0]
     s = res["size"]
     rows = [
         ("codebook", f"{cb.name} (K={cb.k}, {cb.patch}x{cb.patch}, id {cb.short_id})"),
@@ -197,6 +198,7 @@ def main() -> None:
         ("coder overhead vs cross-entropy", f"{s['coder_overhead_pct']:+.3f}%  (must be < 1%)"),
         ("PSNR vs source pixels", f"{s['psnr_mean_db']:.2f} dB mean of images, {s['psnr_pooled_db']:.2f} dB pooled MSE"),
         ("searcher build (once per codebook)", f"{build_s:.2f} s"),
+        ("load average (1 min) before / after", f"{res['load']['loadavg_1min_before']:.2f} / {res['load']['loadavg_1min_after']:.2f}"),
     ]
     if not a.no_speed:
         for key, lab in (("photo512_1thread", "1 thread"), ("photo512_2threads", "2 threads")):
@@ -215,7 +217,8 @@ def main() -> None:
         print(f"  {k:<{w}}  {v}")
     if a.json:
         flat = {f"{g}.{k}": v for g, d in res.items() if isinstance(d, dict) for k, v in d.items()}
-        model = "context model (entropy model 2, .sym v2)" if cb.context_model is not None else "static model (.sym v1)"
+        mid = getattr(cb.context_model, "model_id", 1)
+        model = {1: "static model (.sym v1)", 2: "context model (entropy model 2, .sym v2)", 3: "escape-chain context tables (entropy model 3, .sym v3)"}[mid]
         out = {"name": f"symcodec-{cb.name}", "description": f"symcodec {model}, colour {cb.colour}, tools/bench_codec.py",
                "results": {k: [v] for k, v in flat.items()}, "settings": {"codebook": cb.name, "codebook_id": cb.hexid, "limit": a.limit, "reps": a.reps},
                "aggregation": "bytes and bits: totals over images / counts; psnr_mean_db: mean of per-image dB; psnr_pooled_db: from the mean MSE; speeds: best of reps, summed over images",

@@ -1,0 +1,281 @@
+"""Entropy model 3: escape-chain context tables (formats/sym-v3.md, formats/codebook-v3.md).
+
+A fast alternative to entropy model 2. Each plane slot lists up to four context levels, each keyed by
+one or two already-decoded neighbour symbols; a level's row holds the likely symbols with 16-bit
+frequencies and leaves the rest of 2**16 to an escape that moves on to the next level, and then to
+the slot's static table. Coding costs one table lookup per level (no mixing), in compiled loops
+(symcodec.ppmkernels).
+"""
+from __future__ import annotations
+
+import struct
+import sys
+import zlib
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from . import ppmkernels as kern
+from .errors import DecodeError, FormatError
+
+PPM = 3  # entropy model id 3 in .sym HEAD
+FORMAT = 1  # PPMT payload version
+MAX_LEVELS = 4
+MAX_RAW = 1 << 28
+_HDR = struct.Struct("<BBHI")  # version, slots S, reserved, K
+_LEVEL = struct.Struct("<Bbbbbbb")  # refs (1 or 2), then (src, dy, dx) twice; src/dy/dx as int8 (src 0..3)
+
+
+@dataclass(frozen=True)
+class Level:
+    """One context level: one or two neighbour references (source plane offset, dy, dx)."""
+
+    refs: tuple[tuple[int, int, int], ...]
+
+
+@dataclass
+class Table:
+    """The rows of one level: sorted context keys, row lengths, and entries (symbol, frequency) row by row."""
+
+    keys: np.ndarray
+    lens: np.ndarray
+    syms: np.ndarray
+    freqs: np.ndarray
+
+
+def geometry(shapes: Sequence[tuple[int, int]]) -> tuple[np.ndarray, ...]:
+    """Plane offsets, grid sizes, and row/column maps between planes: (i * size_q) // size_p."""
+    gh = np.array([s[0] for s in shapes], np.int64)
+    gw = np.array([s[1] for s in shapes], np.int64)
+    off = np.concatenate([[0], np.cumsum(gh * gw)[:-1]]).astype(np.int64)
+    ymap = (np.arange(gh.max())[None, None, :] * gh[None, :, None]) // gh[:, None, None]
+    xmap = (np.arange(gw.max())[None, None, :] * gw[None, :, None]) // gw[:, None, None]
+    return off, gh, gw, np.ascontiguousarray(ymap), np.ascontiguousarray(xmap)
+
+
+class PPMModel:
+    """Escape-chain context model over K symbols (entropy model id 3)."""
+
+    model_id = PPM
+
+    def __init__(self, k: int, slots: Sequence[Sequence[Level]], static: np.ndarray, tables: Sequence[Sequence[Table]]) -> None:
+        self.k = int(k)
+        self.slots = [list(s) for s in slots]
+        self.static = np.ascontiguousarray(static, np.int64)
+        self.tables = [list(t) for t in tables]
+        self._check()
+        self._prepare()
+
+    def _check(self) -> None:
+        k, s = self.k, len(self.slots)
+        if not 2 <= k <= 65535:
+            raise FormatError("corrupt context model: entropy model 3 needs 2 <= K <= 65535")
+        if not 1 <= s <= 4 or self.static.shape != (s, k) or len(self.tables) != s:
+            raise FormatError("corrupt context model: 1 to 4 slots, each with a static table of K entries")
+        if self.static.min() < 1 or (self.static.sum(1) != kern.TOTAL).any():
+            raise FormatError("corrupt context model: static frequencies must be >= 1 and sum to 2**16")
+        for sl, tabs in zip(self.slots, self.tables):
+            if not 1 <= len(sl) <= MAX_LEVELS or len(tabs) != len(sl):
+                raise FormatError("corrupt context model: 1 to 4 levels per slot")
+            for lev, tab in zip(sl, tabs):
+                if len(lev.refs) not in (1, 2):
+                    raise FormatError("corrupt context model: a level has one or two references")
+                for src, dy, dx in lev.refs:
+                    if not 0 <= src <= 3 or (src == 0 and not (dy < 0 or (dy == 0 and dx < 0))):
+                        raise FormatError("corrupt context model: a reference must point at a decoded symbol")
+                self._check_table(tab, k ** len(lev.refs))
+
+    def _check_table(self, t: Table, nkeys: int) -> None:
+        n = t.keys.size
+        if t.lens.shape != (n,) or (n and (t.lens.min() < 1 or t.keys.min() < 0 or t.keys.max() >= nkeys)):
+            raise FormatError("corrupt context model: row keys or lengths out of range")
+        if n > 1 and (np.diff(t.keys) <= 0).any():
+            raise FormatError("corrupt context model: row keys must increase")
+        e = int(t.lens.sum())
+        if t.syms.shape != (e,) or t.freqs.shape != (e,):
+            raise FormatError("corrupt context model: entry count does not match the row lengths")
+        if e and (t.syms.max() >= self.k or t.freqs.min() < 1):
+            raise FormatError("corrupt context model: entry symbol >= K or frequency 0")
+        row = np.repeat(np.arange(n, dtype=np.int64), t.lens)
+        if e and (np.bincount(row, weights=t.freqs, minlength=n) > kern.TOTAL - 1).any():
+            raise FormatError("corrupt context model: a row leaves no room for its escape")
+        key = np.sort(row * self.k + t.syms)
+        if e > 1 and (np.diff(key) == 0).any():
+            raise FormatError("corrupt context model: a symbol appears twice in one row")
+
+    def _prepare(self) -> None:
+        """Flat arrays for the kernels: level refs, row lookups (dense or hashed), entries, static tables."""
+        s, k = len(self.slots), self.k
+        self.nlev = np.array([len(x) for x in self.slots], np.int64)
+        self.nref = np.zeros((s, MAX_LEVELS), np.int64)
+        self.rsrc, self.rdy, self.rdx = (np.zeros((s, MAX_LEVELS, 2), np.int64) for _ in range(3))
+        dense_off = np.zeros(s * MAX_LEVELS, np.int64)
+        dense, htab, hkey, hrow, rlen, syms, freqs = [], [], [], [], [], [], []
+        nrow = nd = 0
+        for i, (sl, tabs) in enumerate(zip(self.slots, self.tables)):
+            for j, (lev, tab) in enumerate(zip(sl, tabs)):
+                self.nref[i, j] = len(lev.refs)
+                for r, (src, dy, dx) in enumerate(lev.refs):
+                    self.rsrc[i, j, r], self.rdy[i, j, r], self.rdx[i, j, r] = src, dy, dx
+                rows = nrow + np.arange(tab.keys.size, dtype=np.int64)
+                if len(lev.refs) == 1:
+                    d = np.full(k, -1, np.int64)
+                    d[tab.keys] = rows
+                    dense_off[i * MAX_LEVELS + j] = nd
+                    dense.append(d)
+                    nd += k
+                else:
+                    htab.append(np.full(tab.keys.size, i * MAX_LEVELS + j, np.int64))
+                    hkey.append(tab.keys.astype(np.int64))
+                    hrow.append(rows)
+                nrow += tab.keys.size
+                rlen.append(tab.lens.astype(np.int64))
+                syms.append(tab.syms.astype(np.int64))
+                freqs.append(tab.freqs.astype(np.int64))
+        cat = lambda a: np.concatenate(a) if a else np.zeros(0, np.int64)  # noqa: E731
+        self.dense_off, self.dense = dense_off, cat(dense)
+        hk, hr = cat(hkey), cat(hrow)
+        self.bits = max(4, int(2 * max(hk.size, 1) - 1).bit_length())
+        self.hk, self.hr = kern.build_hash(cat(htab), hk, hr, self.bits)
+        self.rlen = cat(rlen)
+        self.esym, self.efreq = cat(syms), cat(freqs)
+        self.rstart = np.concatenate([[0], np.cumsum(self.rlen)[:-1]]).astype(np.int64) if nrow else np.zeros(0, np.int64)
+        row = np.repeat(np.arange(nrow, dtype=np.int64), self.rlen)
+        csum = np.cumsum(self.efreq) - self.efreq
+        self.ecum = (csum - csum[self.rstart][row]).astype(np.int64) if nrow else csum.astype(np.int64)
+        self.rtot = np.bincount(row, weights=self.efreq, minlength=nrow).astype(np.int64)
+        self.eperm = np.lexsort((self.esym, row)).astype(np.int64)  # per row, entries by symbol (encoder)
+        self.scum = np.ascontiguousarray(np.cumsum(self.static, 1) - self.static)
+        self.sdec = np.ascontiguousarray(np.stack([np.repeat(np.arange(k), f) for f in self.static]).astype(np.int64))
+
+    def _tables(self) -> tuple:
+        return (self.nlev, self.nref, self.rsrc, self.rdy, self.rdx, self.dense_off, self.dense, self.hk, self.hr,
+                self.bits, self.rstart, self.rlen, self.rtot, self.esym, self.efreq, self.ecum)
+
+    # -- serialisation --------------------------------------------------------------------
+    def to_bytes(self) -> bytes:
+        """The PPMT chunk payload: u32 raw length, then a zlib stream of the raw tables."""
+        parts = [_HDR.pack(FORMAT, len(self.slots), 0, self.k)]
+        for sl in self.slots:
+            parts.append(struct.pack("<B", len(sl)))
+            for j in range(MAX_LEVELS):
+                refs = list(sl[j].refs) if j < len(sl) else []
+                flat = [x for r in refs for x in r] + [0] * (6 - 3 * len(refs))
+                parts.append(_LEVEL.pack(len(refs), *flat))
+        parts.append(self.static.astype("<u2").tobytes())
+        for tabs in self.tables:
+            for t in tabs:
+                parts += [struct.pack("<I", t.keys.size), t.keys.astype("<u4").tobytes(), t.lens.astype("<u2").tobytes(),
+                          t.syms.astype("<u2").tobytes(), t.freqs.astype("<u2").tobytes()]
+        raw = b"".join(parts)
+        return struct.pack("<I", len(raw)) + zlib.compress(raw, 9)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, k: int) -> PPMModel:
+        """Parse a PPMT payload for a codebook of K centroids."""
+        if len(data) < 4:
+            raise FormatError("corrupt context model: PPMT too short")
+        (n_raw,) = struct.unpack_from("<I", data)
+        if n_raw > MAX_RAW:
+            raise FormatError("corrupt context model: PPMT claims too many bytes")
+        try:
+            raw = zlib.decompressobj().decompress(data[4:], n_raw + 1)
+        except zlib.error:
+            raise FormatError("corrupt context model: PPMT does not inflate") from None
+        if len(raw) != n_raw or len(raw) < _HDR.size:
+            raise FormatError("corrupt context model: PPMT length mismatch")
+        ver, s, _, kk = _HDR.unpack_from(raw)
+        if ver != FORMAT:
+            raise FormatError(f"context table version {ver} not supported (this reader handles {FORMAT})")
+        if kk != k or not 1 <= s <= 4 or not 2 <= k <= 65535:
+            raise FormatError("corrupt context model: PPMT header does not match the codebook")
+        o = _HDR.size
+        need = o + s * (1 + MAX_LEVELS * _LEVEL.size) + 2 * s * k
+        if len(raw) < need:
+            raise FormatError("corrupt context model: PPMT truncated")
+        slots = []
+        for _ in range(s):
+            n = raw[o]
+            o += 1
+            if not 1 <= n <= MAX_LEVELS:
+                raise FormatError("corrupt context model: 1 to 4 levels per slot")
+            levs = []
+            for j in range(MAX_LEVELS):
+                nr, *v = _LEVEL.unpack_from(raw, o + j * _LEVEL.size)
+                if j < n:
+                    if nr not in (1, 2):
+                        raise FormatError("corrupt context model: a level has one or two references")
+                    levs.append(Level(tuple((v[3 * r], v[3 * r + 1], v[3 * r + 2]) for r in range(nr))))
+            o += MAX_LEVELS * _LEVEL.size
+            slots.append(levs)
+        static = np.frombuffer(raw, "<u2", s * k, o).reshape(s, k)
+        o += 2 * s * k
+        tables = []
+        for sl in slots:
+            tabs = []
+            for _ in sl:
+                if o + 4 > len(raw):
+                    raise FormatError("corrupt context model: PPMT truncated")
+                (n,) = struct.unpack_from("<I", raw, o)
+                o += 4
+                if o + 6 * n > len(raw):
+                    raise FormatError("corrupt context model: PPMT truncated")
+                keys = np.frombuffer(raw, "<u4", n, o).astype(np.int64)
+                lens = np.frombuffer(raw, "<u2", n, o + 4 * n).astype(np.int64)
+                o += 6 * n
+                e = int(lens.sum())
+                if o + 4 * e > len(raw):
+                    raise FormatError("corrupt context model: PPMT truncated")
+                syms = np.frombuffer(raw, "<u2", e, o).astype(np.int64)
+                freqs = np.frombuffer(raw, "<u2", e, o + 2 * e).astype(np.int64)
+                o += 4 * e
+                tabs.append(Table(keys, lens, syms, freqs))
+            tables.append(tabs)
+        if o != len(raw):
+            raise FormatError("corrupt context model: PPMT has trailing bytes")
+        return cls(k, slots, static, tables)
+
+    # -- coding ---------------------------------------------------------------------------
+    def _events(self, planes: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:
+        geo = geometry([p.shape for p in planes])
+        sym = np.concatenate([np.asarray(p, np.int64).ravel() for p in planes])
+        if sym.size and (sym.min() < 0 or sym.max() >= self.k):
+            raise ValueError(f"symbols outside 0..{self.k - 1}")
+        n = sym.size * (MAX_LEVELS + 1)
+        starts, freqs = np.empty(n, np.int64), np.empty(n, np.int64)
+        ne = kern.encode_events(sym, *geo, *self._tables(), self.eperm, self.static, self.scum, self.k, starts, freqs)
+        return starts, freqs, ne
+
+    def encode(self, planes: Sequence[np.ndarray]) -> bytes:
+        """rANS-code planes (each (gh, gw), coded in order): state as two u16 words, then words, padded to 4 bytes."""
+        from .rans import encode_events
+
+        starts, freqs, ne = self._events(planes)
+        return encode_events(starts, freqs, ne)
+
+    def code_length(self, planes: Sequence[np.ndarray]) -> float:
+        """Ideal code length in bits of the planes under this model (what rANS writes, minus ~32 bits)."""
+        _, freqs, ne = self._events(planes)
+        return float(np.sum(kern.PREC - np.log2(freqs[:ne].astype(np.float64))))
+
+    def decode(self, data: bytes | memoryview, shapes: Sequence[tuple[int, int]]) -> list[np.ndarray]:
+        """Decode planes of the given grid shapes from a stream written by `encode`."""
+        buf = bytes(data)
+        if len(buf) < 4 or len(buf) % 4:
+            raise DecodeError("corrupt symbol stream: bad length")
+        words = np.frombuffer(buf, "<u2").astype(np.int64)
+        state = int(words[0]) | (int(words[1]) << 16)
+        if state < kern.RANS_L:
+            raise DecodeError("corrupt symbol stream: bad initial state")
+        geo = geometry(shapes)
+        off, gh, gw = geo[:3]
+        sym = np.zeros(int((gh * gw).sum()), np.int64)
+        used = kern.decode_all(words, state, *geo, *self._tables(), self.static, self.scum, self.sdec, self.k, sym)
+        if used < 0 or not (used == words.size or (used == words.size - 1 and words[-1] == 0)):
+            raise DecodeError("corrupt symbol stream: it does not decode to exactly the symbols HEAD declares")
+        out = sym.astype(np.int32)
+        return [out[o : o + h * w].reshape(h, w) for o, h, w in zip(off, gh, gw)]
+
+
+__all__ = ["PPM", "Level", "PPMModel", "Table", "geometry"]

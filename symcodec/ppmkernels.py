@@ -1,0 +1,188 @@
+"""Compiled kernels of entropy model 3 (formats/sym-v3.md): escape-chain context tables, rANS, one lookup per level.
+
+Per symbol the coder walks its slot's levels: a level's context (one or two earlier symbols) picks a
+row of (symbol, frequency) entries; a symbol in the row is coded there, any other symbol codes the
+row's escape and goes on to the next level, and the last resort is the slot's static table. All
+integer arithmetic, so encoder and decoder agree bit-exactly on every machine.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+_JIT = {"cache": True, "nogil": True, "boundscheck": False}
+
+PREC = 16
+TOTAL = 1 << PREC
+RANS_L = 1 << 16
+MAX_LEVELS = 4
+_HMUL = np.uint64(0x9E3779B97F4A7C15)
+
+
+@numba.njit(**_JIT)
+def build_hash(tabs, keys, rows, bits):  # pragma: no cover - compiled
+    """Open-addressing table (table << 40 | key) -> row; returns (hkeys, hrows), -1 = empty slot."""
+    size = 1 << bits
+    hk = np.full(size, -1, np.int64)
+    hr = np.full(size, -1, np.int64)
+    mask = size - 1
+    for i in range(keys.shape[0]):
+        k = (tabs[i] << 40) | keys[i]
+        h = np.int64((np.uint64(k) * _HMUL) >> np.uint64(64 - bits))
+        while hk[h] >= 0:
+            h = (h + 1) & mask
+        hk[h] = k
+        hr[h] = rows[i]
+    return hk, hr
+
+
+@numba.njit(inline="always", **_JIT)
+def _row(t, key, dense_off, dense, hk, hr, bits, single):  # pragma: no cover - compiled
+    """Row index of context `key` in table t, or -1."""
+    if single:
+        return dense[dense_off[t] + key]
+    k = (t << 40) | key
+    mask = (1 << bits) - 1
+    h = np.int64((np.uint64(k) * _HMUL) >> np.uint64(64 - bits))
+    while True:
+        c = hk[h]
+        if c == k:
+            return hr[h]
+        if c < 0:
+            return -1
+        h = (h + 1) & mask
+
+
+@numba.njit(inline="always", **_JIT)
+def _ctx(sym, p, y, x, slot, lev, off, gh, gw, ymap, xmap, nref, rsrc, rdy, rdx, k):  # pragma: no cover
+    """Context value of level `lev` for symbol (p, y, x): one symbol, or a * K + b for two; -1 if unavailable."""
+    key = 0
+    for r in range(nref[slot, lev]):
+        q = p - rsrc[slot, lev, r]
+        if q < 0:
+            return -1
+        yy = ymap[p, q, y] + rdy[slot, lev, r]
+        xx = xmap[p, q, x] + rdx[slot, lev, r]
+        if yy < 0 or yy >= gh[q] or xx < 0 or xx >= gw[q]:
+            return -1
+        key = key * k + sym[off[q] + yy * gw[q] + xx]
+    return key
+
+
+@numba.njit(**_JIT)
+def encode_events(sym, off, gh, gw, ymap, xmap, nlev, nref, rsrc, rdy, rdx, dense_off, dense, hk, hr, bits,
+                  rstart, rlen, rtot, esym, efreq, ecum, eperm, sfreq, scum, k, starts, freqs):  # pragma: no cover
+    """Forward pass: (start, freq) of every coded event in decoding order; returns the event count."""
+    ns = nlev.shape[0]
+    ne = 0
+    for p in range(gh.shape[0]):
+        slot = min(p, ns - 1)
+        for y in range(gh[p]):
+            for x in range(gw[p]):
+                s = sym[off[p] + y * gw[p] + x]
+                done = False
+                for lev in range(nlev[slot]):
+                    key = _ctx(sym, p, y, x, slot, lev, off, gh, gw, ymap, xmap, nref, rsrc, rdy, rdx, k)
+                    if key < 0:
+                        continue
+                    t = slot * 4 + lev
+                    r = _row(t, key, dense_off, dense, hk, hr, bits, nref[slot, lev] == 1)
+                    if r < 0:
+                        continue
+                    lo = rstart[r]
+                    hi = lo + rlen[r] - 1
+                    while lo < hi:  # entries of row r sorted by symbol through eperm
+                        mid = (lo + hi) >> 1
+                        if esym[eperm[mid]] < s:
+                            lo = mid + 1
+                        else:
+                            hi = mid
+                    e = eperm[lo]
+                    if esym[e] == s:
+                        starts[ne] = ecum[e]
+                        freqs[ne] = efreq[e]
+                        ne += 1
+                        done = True
+                        break
+                    starts[ne] = rtot[r]
+                    freqs[ne] = TOTAL - rtot[r]
+                    ne += 1
+                if not done:
+                    starts[ne] = scum[slot, s]
+                    freqs[ne] = sfreq[slot, s]
+                    ne += 1
+    return ne
+
+
+@numba.njit(**_JIT)
+def decode_all(words, state, off, gh, gw, ymap, xmap, nlev, nref, rsrc, rdy, rdx, dense_off, dense, hk, hr, bits,
+               rstart, rlen, rtot, esym, efreq, ecum, sfreq, scum, sdec, k, sym):  # pragma: no cover
+    """Decode every symbol in order (words[0:2] hold the state); returns words used, or -1 on a bad stream."""
+    x = np.int64(state)
+    wi = 2
+    nw = words.shape[0]
+    mask = TOTAL - 1
+    ns = nlev.shape[0]
+    for p in range(gh.shape[0]):
+        slot = min(p, ns - 1)
+        for y in range(gh[p]):
+            for xg in range(gw[p]):
+                s = -1
+                for lev in range(nlev[slot]):
+                    key = _ctx(sym, p, y, xg, slot, lev, off, gh, gw, ymap, xmap, nref, rsrc, rdy, rdx, k)
+                    if key < 0:
+                        continue
+                    t = slot * 4 + lev
+                    r = _row(t, key, dense_off, dense, hk, hr, bits, nref[slot, lev] == 1)
+                    if r < 0:
+                        continue
+                    sl = x & mask
+                    tot = rtot[r]
+                    if sl < tot:
+                        e = rstart[r]
+                        while ecum[e] + efreq[e] <= sl:
+                            e += 1
+                        s = esym[e]
+                        x = efreq[e] * (x >> PREC) + sl - ecum[e]
+                    else:
+                        x = (TOTAL - tot) * (x >> PREC) + sl - tot
+                    if x < RANS_L:
+                        if wi >= nw:
+                            return -1
+                        x = (x << 16) | np.int64(words[wi])
+                        wi += 1
+                    if s >= 0:
+                        break
+                if s < 0:
+                    sl = x & mask
+                    s = sdec[slot, sl]
+                    x = sfreq[slot, s] * (x >> PREC) + sl - scum[slot, s]
+                    if x < RANS_L:
+                        if wi >= nw:
+                            return -1
+                        x = (x << 16) | np.int64(words[wi])
+                        wi += 1
+                sym[off[p] + y * gw[p] + xg] = s
+    if x != RANS_L:
+        return -1
+    return wi
+
+
+@numba.njit(**_JIT)
+def quantise_rows(rstart, rlen, cnt, tot, d, efreq):  # pragma: no cover - compiled
+    """Training helper: entry frequencies round(2**16 (n - d) / N) >= 1, trimmed so each row leaves escape >= 1."""
+    for r in range(rstart.shape[0]):
+        a = rstart[r]
+        b = a + rlen[r]
+        sm = 0
+        for e in range(a, b):
+            f = np.int64(np.floor((cnt[e] - d) * TOTAL / tot[r] + 0.5))
+            efreq[e] = max(f, 1)
+            sm += efreq[e]
+        while sm > TOTAL - 1:  # entries are in descending order: trim the largest first
+            for e in range(a, b):
+                if sm <= TOTAL - 1:
+                    break
+                if efreq[e] > 1:
+                    efreq[e] -= 1
+                    sm -= 1
