@@ -45,7 +45,20 @@ class Table:
 
 
 def geometry(shapes: Sequence[tuple[int, int]]) -> tuple[np.ndarray, ...]:
-    """Plane offsets, grid sizes, and row/column maps between planes: (i * size_q) // size_p."""
+    """Plane offsets, grid sizes, and row/column maps between planes: (i * size_q) // size_p (cached per shapes)."""
+    key = tuple((int(h), int(w)) for h, w in shapes)
+    geo = _GEO.get(key)
+    if geo is None:
+        if len(_GEO) > 256:
+            _GEO.clear()
+        geo = _GEO[key] = _geometry(key)
+    return geo
+
+
+_GEO: dict[tuple[tuple[int, int], ...], tuple[np.ndarray, ...]] = {}
+
+
+def _geometry(shapes: Sequence[tuple[int, int]]) -> tuple[np.ndarray, ...]:
     gh = np.array([s[0] for s in shapes], np.int64)
     gw = np.array([s[1] for s in shapes], np.int64)
     off = np.concatenate([[0], np.cumsum(gh * gw)[:-1]]).astype(np.int64)
@@ -134,24 +147,29 @@ class PPMModel:
                 syms.append(tab.syms.astype(np.int64))
                 freqs.append(tab.freqs.astype(np.int64))
         cat = lambda a: np.concatenate(a) if a else np.zeros(0, np.int64)  # noqa: E731
-        self.dense_off, self.dense = dense_off, cat(dense)
+        self.dense_off, self.dense = dense_off, cat(dense).astype(np.int32)
         hk, hr = cat(hkey), cat(hrow)
         self.bits = max(4, int(2 * max(hk.size, 1) - 1).bit_length())
-        self.hk, self.hr = kern.build_hash(cat(htab), hk, hr, self.bits)
-        self.rlen = cat(rlen)
-        self.esym, self.efreq = cat(syms), cat(freqs)
-        self.rstart = np.concatenate([[0], np.cumsum(self.rlen)[:-1]]).astype(np.int64) if nrow else np.zeros(0, np.int64)
-        row = np.repeat(np.arange(nrow, dtype=np.int64), self.rlen)
-        csum = np.cumsum(self.efreq) - self.efreq
-        self.ecum = (csum - csum[self.rstart][row]).astype(np.int64) if nrow else csum.astype(np.int64)
-        self.rtot = np.bincount(row, weights=self.efreq, minlength=nrow).astype(np.int64)
-        self.eperm = np.lexsort((self.esym, row)).astype(np.int64)  # per row, entries by symbol (encoder)
-        self.scum = np.ascontiguousarray(np.cumsum(self.static, 1) - self.static)
-        self.sdec = np.ascontiguousarray(np.stack([np.repeat(np.arange(k), f) for f in self.static]).astype(np.int64))
+        self.ht = kern.build_hash(cat(htab), hk, hr, self.bits)
+        rlen = cat(rlen)
+        esym, efreq = cat(syms), cat(freqs)
+        rstart = np.concatenate([[0], np.cumsum(rlen)[:-1]]).astype(np.int64) if nrow else np.zeros(0, np.int64)
+        row = np.repeat(np.arange(nrow, dtype=np.int64), rlen)
+        csum = np.cumsum(efreq) - efreq
+        ecum = csum - csum[rstart][row] if nrow else csum
+        rtot = np.bincount(row, weights=efreq, minlength=nrow).astype(np.int64)
+        self.rinfo = np.ascontiguousarray(np.stack([rstart, rlen, rtot], 1).astype(np.int32).reshape(nrow, 3))
+        self.ent = np.ascontiguousarray(np.stack([ecum, efreq, esym], 1).astype(np.uint16).reshape(-1, 3))
+        perm = np.lexsort((esym, row))  # per row, the entries by symbol (for the encoder's binary search)
+        self.xent = np.ascontiguousarray(np.stack([esym, ecum, efreq], 1)[perm].astype(np.uint16).reshape(-1, 3))
+        self.sfreq = self.static.astype(np.int32)
+        self.scum = np.ascontiguousarray(np.cumsum(self.static, 1) - self.static).astype(np.int32)
+        self.sdec = np.ascontiguousarray(np.stack([np.repeat(np.arange(k), f) for f in self.static]).astype(np.uint16))
+        self._args = self._tables()
 
     def _tables(self) -> tuple:
-        return (self.nlev, self.nref, self.rsrc, self.rdy, self.rdx, self.dense_off, self.dense, self.hk, self.hr,
-                self.bits, self.rstart, self.rlen, self.rtot, self.esym, self.efreq, self.ecum)
+        return (self.nlev, self.nref, self.rsrc, self.rdy, self.rdx, self.dense_off, self.dense, self.ht,
+                self.bits, self.rinfo, self.ent)
 
     # -- serialisation --------------------------------------------------------------------
     def to_bytes(self) -> bytes:
@@ -239,12 +257,12 @@ class PPMModel:
     # -- coding ---------------------------------------------------------------------------
     def _events(self, planes: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:
         geo = geometry([p.shape for p in planes])
-        sym = np.concatenate([np.asarray(p, np.int64).ravel() for p in planes])
-        if sym.size and (sym.min() < 0 or sym.max() >= self.k):
-            raise ValueError(f"symbols outside 0..{self.k - 1}")
+        sym = np.concatenate([np.asarray(p).ravel() for p in planes]).astype(np.int64, copy=False)
         n = sym.size * (MAX_LEVELS + 1)
         starts, freqs = np.empty(n, np.int64), np.empty(n, np.int64)
-        ne = kern.encode_events(sym, *geo, *self._tables(), self.eperm, self.static, self.scum, self.k, starts, freqs)
+        ne = kern.encode_events(sym, *geo, *self._args, self.xent, self.sfreq, self.scum, self.k, starts, freqs)
+        if ne < 0:
+            raise ValueError(f"symbols outside 0..{self.k - 1}")
         return starts, freqs, ne
 
     def encode(self, planes: Sequence[np.ndarray]) -> bytes:
@@ -264,18 +282,17 @@ class PPMModel:
         buf = bytes(data)
         if len(buf) < 4 or len(buf) % 4:
             raise DecodeError("corrupt symbol stream: bad length")
-        words = np.frombuffer(buf, "<u2").astype(np.int64)
+        words = np.frombuffer(buf, "<u2")
         state = int(words[0]) | (int(words[1]) << 16)
         if state < kern.RANS_L:
             raise DecodeError("corrupt symbol stream: bad initial state")
         geo = geometry(shapes)
         off, gh, gw = geo[:3]
-        sym = np.zeros(int((gh * gw).sum()), np.int64)
-        used = kern.decode_all(words, state, *geo, *self._tables(), self.static, self.scum, self.sdec, self.k, sym)
+        sym = np.empty(int((gh * gw).sum()), np.int32)
+        used = kern.decode_all(words, state, *geo, *self._args, self.sfreq, self.scum, self.sdec, self.k, sym)
         if used < 0 or not (used == words.size or (used == words.size - 1 and words[-1] == 0)):
             raise DecodeError("corrupt symbol stream: it does not decode to exactly the symbols HEAD declares")
-        out = sym.astype(np.int32)
-        return [out[o : o + h * w].reshape(h, w) for o, h, w in zip(off, gh, gw)]
+        return [sym[o : o + h * w].reshape(h, w) for o, h, w in zip(off, gh, gw)]
 
 
 __all__ = ["PPM", "Level", "PPMModel", "Table", "geometry"]

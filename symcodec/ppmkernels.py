@@ -21,33 +21,32 @@ _HMUL = np.uint64(0x9E3779B97F4A7C15)
 
 @numba.njit(**_JIT)
 def build_hash(tabs, keys, rows, bits):  # pragma: no cover - compiled
-    """Open-addressing table (table << 40 | key) -> row; returns (hkeys, hrows), -1 = empty slot."""
+    """Open-addressing table of (table << 40 | key, row) pairs, key -1 = empty slot."""
     size = 1 << bits
-    hk = np.full(size, -1, np.int64)
-    hr = np.full(size, -1, np.int64)
+    ht = np.full((size, 2), -1, np.int64)
     mask = size - 1
     for i in range(keys.shape[0]):
         k = (tabs[i] << 40) | keys[i]
         h = np.int64((np.uint64(k) * _HMUL) >> np.uint64(64 - bits))
-        while hk[h] >= 0:
+        while ht[h, 0] >= 0:
             h = (h + 1) & mask
-        hk[h] = k
-        hr[h] = rows[i]
-    return hk, hr
+        ht[h, 0] = k
+        ht[h, 1] = rows[i]
+    return ht
 
 
 @numba.njit(inline="always", **_JIT)
-def _row(t, key, dense_off, dense, hk, hr, bits, single):  # pragma: no cover - compiled
+def _row(t, key, dense_off, dense, ht, bits, single):  # pragma: no cover - compiled
     """Row index of context `key` in table t, or -1."""
     if single:
-        return dense[dense_off[t] + key]
+        return np.int64(dense[dense_off[t] + key])
     k = (t << 40) | key
     mask = (1 << bits) - 1
     h = np.int64((np.uint64(k) * _HMUL) >> np.uint64(64 - bits))
     while True:
-        c = hk[h]
+        c = ht[h, 0]
         if c == k:
-            return hr[h]
+            return ht[h, 1]
         if c < 0:
             return -1
         h = (h + 1) & mask
@@ -65,13 +64,13 @@ def _ctx(sym, p, y, x, slot, lev, off, gh, gw, ymap, xmap, nref, rsrc, rdy, rdx,
         xx = xmap[p, q, x] + rdx[slot, lev, r]
         if yy < 0 or yy >= gh[q] or xx < 0 or xx >= gw[q]:
             return -1
-        key = key * k + sym[off[q] + yy * gw[q] + xx]
+        key = key * k + np.int64(sym[off[q] + yy * gw[q] + xx])
     return key
 
 
 @numba.njit(**_JIT)
-def encode_events(sym, off, gh, gw, ymap, xmap, nlev, nref, rsrc, rdy, rdx, dense_off, dense, hk, hr, bits,
-                  rstart, rlen, rtot, esym, efreq, ecum, eperm, sfreq, scum, k, starts, freqs):  # pragma: no cover
+def encode_events(sym, off, gh, gw, ymap, xmap, nlev, nref, rsrc, rdy, rdx, dense_off, dense, ht, bits,
+                  rinfo, ent, xent, sfreq, scum, k, starts, freqs):  # pragma: no cover
     """Forward pass: (start, freq) of every coded event in decoding order; returns the event count."""
     ns = nlev.shape[0]
     ne = 0
@@ -80,32 +79,34 @@ def encode_events(sym, off, gh, gw, ymap, xmap, nlev, nref, rsrc, rdy, rdx, dens
         for y in range(gh[p]):
             for x in range(gw[p]):
                 s = sym[off[p] + y * gw[p] + x]
+                if s < 0 or s >= k:
+                    return -1
                 done = False
                 for lev in range(nlev[slot]):
                     key = _ctx(sym, p, y, x, slot, lev, off, gh, gw, ymap, xmap, nref, rsrc, rdy, rdx, k)
                     if key < 0:
                         continue
                     t = slot * 4 + lev
-                    r = _row(t, key, dense_off, dense, hk, hr, bits, nref[slot, lev] == 1)
+                    r = _row(t, key, dense_off, dense, ht, bits, nref[slot, lev] == 1)
                     if r < 0:
                         continue
-                    lo = rstart[r]
-                    hi = lo + rlen[r] - 1
-                    while lo < hi:  # entries of row r sorted by symbol through eperm
+                    lo = np.int64(rinfo[r, 0])
+                    hi = lo + rinfo[r, 1] - 1
+                    while lo < hi:  # the row's entries again, sorted by symbol: xent = (symbol, start, freq)
                         mid = (lo + hi) >> 1
-                        if esym[eperm[mid]] < s:
+                        if xent[mid, 0] < s:
                             lo = mid + 1
                         else:
                             hi = mid
-                    e = eperm[lo]
-                    if esym[e] == s:
-                        starts[ne] = ecum[e]
-                        freqs[ne] = efreq[e]
+                    if xent[lo, 0] == s:
+                        starts[ne] = xent[lo, 1]
+                        freqs[ne] = xent[lo, 2]
                         ne += 1
                         done = True
                         break
-                    starts[ne] = rtot[r]
-                    freqs[ne] = TOTAL - rtot[r]
+                    tot = np.int64(rinfo[r, 2])
+                    starts[ne] = tot
+                    freqs[ne] = TOTAL - tot
                     ne += 1
                 if not done:
                     starts[ne] = scum[slot, s]
@@ -115,8 +116,8 @@ def encode_events(sym, off, gh, gw, ymap, xmap, nlev, nref, rsrc, rdy, rdx, dens
 
 
 @numba.njit(**_JIT)
-def decode_all(words, state, off, gh, gw, ymap, xmap, nlev, nref, rsrc, rdy, rdx, dense_off, dense, hk, hr, bits,
-               rstart, rlen, rtot, esym, efreq, ecum, sfreq, scum, sdec, k, sym):  # pragma: no cover
+def decode_all(words, state, off, gh, gw, ymap, xmap, nlev, nref, rsrc, rdy, rdx, dense_off, dense, ht, bits,
+               rinfo, ent, sfreq, scum, sdec, k, sym):  # pragma: no cover
     """Decode every symbol in order (words[0:2] hold the state); returns words used, or -1 on a bad stream."""
     x = np.int64(state)
     wi = 2
@@ -133,17 +134,17 @@ def decode_all(words, state, off, gh, gw, ymap, xmap, nlev, nref, rsrc, rdy, rdx
                     if key < 0:
                         continue
                     t = slot * 4 + lev
-                    r = _row(t, key, dense_off, dense, hk, hr, bits, nref[slot, lev] == 1)
+                    r = _row(t, key, dense_off, dense, ht, bits, nref[slot, lev] == 1)
                     if r < 0:
                         continue
                     sl = x & mask
-                    tot = rtot[r]
+                    tot = np.int64(rinfo[r, 2])
                     if sl < tot:
-                        e = rstart[r]
-                        while ecum[e] + efreq[e] <= sl:
+                        e = np.int64(rinfo[r, 0])
+                        while np.int64(ent[e, 0]) + np.int64(ent[e, 1]) <= sl:  # ent = (start, freq, symbol)
                             e += 1
-                        s = esym[e]
-                        x = efreq[e] * (x >> PREC) + sl - ecum[e]
+                        s = np.int64(ent[e, 2])
+                        x = np.int64(ent[e, 1]) * (x >> PREC) + sl - np.int64(ent[e, 0])
                     else:
                         x = (TOTAL - tot) * (x >> PREC) + sl - tot
                     if x < RANS_L:
@@ -155,8 +156,8 @@ def decode_all(words, state, off, gh, gw, ymap, xmap, nlev, nref, rsrc, rdy, rdx
                         break
                 if s < 0:
                     sl = x & mask
-                    s = sdec[slot, sl]
-                    x = sfreq[slot, s] * (x >> PREC) + sl - scum[slot, s]
+                    s = np.int64(sdec[slot, sl])
+                    x = np.int64(sfreq[slot, s]) * (x >> PREC) + sl - np.int64(scum[slot, s])
                     if x < RANS_L:
                         if wi >= nw:
                             return -1

@@ -62,6 +62,8 @@ def fit_level(ctx: np.ndarray, sym: np.ndarray, k: int, d: float, cmin: int, tmi
     keep = rank < maxlen
     rc, sy, n, ri = rc[keep], sy[keep], n[keep], ri[keep]
     keys, lens = np.unique(rc, return_counts=True)
+    if keys.size == 0:
+        return Table(*(np.zeros(0, np.int64) for _ in range(4))), np.zeros(key.size, bool)
     rstart = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
     efreq = np.zeros(sy.size, np.int64)
     kern.quantise_rows(rstart, lens.astype(np.int64), n.astype(np.float64), tot[ri[rstart]].astype(np.float64), float(d), efreq)

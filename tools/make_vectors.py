@@ -40,6 +40,16 @@ def tiny_codebook(patch: int) -> Codebook:
     return Codebook(cent, patch=patch, counts=counts, name=f"vector-{patch}x{patch}-k16", provenance={"trained_on": "hand-made for test vectors"})
 
 
+def ppm_codebook(cb: Codebook) -> Codebook:
+    """The same 16 centroids with an entropy-model-3 table (formats/sym-v3.md) fitted on generated images."""
+    from symcodec.ppmtrain import train_ppm
+
+    sym = symcodec.quantize(np.stack([image(16, 16, 3, s) for s in range(10, 30)]), cb)
+    model = train_ppm([sym[:, c] for c in range(3)], cb.k, d=0.6, cmin=2, tmin=2, progress=False)
+    return Codebook(cb.centroids, patch=cb.patch, counts=cb.counts, name=f"{cb.name}-ppm",
+                    provenance={"trained_on": "generated images (tools/make_vectors.py)"}, ppm=model.to_bytes())
+
+
 def image(h: int, w: int, c: int, seed: int) -> np.ndarray:
     """A smooth gradient with some noise, deterministic."""
     rng = np.random.default_rng(seed)
@@ -52,12 +62,15 @@ def image(h: int, w: int, c: int, seed: int) -> np.ndarray:
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     cb2, cb4 = tiny_codebook(2), tiny_codebook(4)
+    ppm2 = ppm_codebook(cb2)
     cases = [
         ("L-7x5-k16-embedded", image(5, 7, 1, 1)[:, :, 0], cb2, True),
         ("RGB-9x6-k16-embedded", image(6, 9, 3, 2), cb2, True),
         ("RGBA-4x4-k16-embedded", np.dstack([image(4, 4, 3, 3), np.arange(16, dtype=np.uint8).reshape(4, 4) * 16]), cb2, True),
         ("L-10x9-p4-k16-embedded", image(9, 10, 1, 4)[:, :, 0], cb4, True),
         ("RGB-33x17-cifar10-k256", image(17, 33, 3, 5), symcodec.get_codebook("cifar10-2x2-k256"), False),
+        ("RGB-13x11-k16-model3-embedded", image(11, 13, 3, 6), ppm2, True),  # version 3: entropy model 3
+        ("L-9x7-k16-model3-embedded", image(7, 9, 1, 7)[:, :, 0], ppm2, True),
     ]
     manifest = {"valid": [], "invalid": []}
     for name, px, cb, embed in cases:
@@ -83,6 +96,8 @@ def main() -> None:
     struct.pack_into("<I", head, 48, 5)  # wrong symbol count
     fixed = base[:12] + chunks.pack_chunk(b"HEAD", bytes(head)) + base[12 + 12 + 52 :]
     bad["bad-symbol-count"] = (fixed, "FormatError")
+    v3 = (OUT / "RGB-13x11-k16-model3-embedded.sym").read_bytes()
+    bad["model3-under-major-2"] = (v3[:8] + b"\x02" + v3[9:], "FormatError")
     for name, (data, err) in bad.items():
         (OUT / f"invalid-{name}.sym").write_bytes(data)
         manifest["invalid"].append({"name": f"invalid-{name}", "error": err})
