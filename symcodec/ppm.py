@@ -113,9 +113,6 @@ class PPMModel:
         row = np.repeat(np.arange(n, dtype=np.int64), t.lens)
         if e and (np.bincount(row, weights=t.freqs, minlength=n) > kern.TOTAL - 1).any():
             raise FormatError("corrupt context model: a row leaves no room for its escape")
-        key = np.sort(row * self.k + t.syms)
-        if e > 1 and (np.diff(key) == 0).any():
-            raise FormatError("corrupt context model: a symbol appears twice in one row")
 
     def _prepare(self) -> None:
         """Flat arrays for the kernels: level refs, row lookups (dense or hashed), entries, static tables."""
@@ -160,7 +157,10 @@ class PPMModel:
         rtot = np.bincount(row, weights=efreq, minlength=nrow).astype(np.int64)
         self.rinfo = np.ascontiguousarray(np.stack([rstart, rlen, rtot], 1).astype(np.int32).reshape(nrow, 3))
         self.ent = np.ascontiguousarray(np.stack([ecum, efreq, esym], 1).astype(np.uint16).reshape(-1, 3))
-        perm = np.lexsort((esym, row))  # per row, the entries by symbol (for the encoder's binary search)
+        key = row * k + esym
+        perm = np.argsort(key, kind="stable")  # per row, the entries by symbol (for the encoder's binary search)
+        if key.size > 1 and (np.diff(key[perm]) == 0).any():
+            raise FormatError("corrupt context model: a symbol appears twice in one row")
         self.xent = np.ascontiguousarray(np.stack([esym, ecum, efreq], 1)[perm].astype(np.uint16).reshape(-1, 3))
         self.sfreq = self.static.astype(np.int32)
         self.scum = np.ascontiguousarray(np.cumsum(self.static, 1) - self.static).astype(np.int32)

@@ -16,15 +16,17 @@ from .rans import quantize_counts
 
 LEFT, ABOVE = (0, 0, -1), (0, -1, 0)
 SAME1, SAME2 = (1, 0, 0), (2, 0, 0)  # the same place one and two planes back
+AR = (0, -1, 1)  # above right
 LAYOUTS: dict[str, list[list[tuple[tuple[int, int, int], ...]]]] = {
-    # R (or L): left+above, left, above; G: R+left, R+above, R; B: G+R, G+left, G
-    "planes": [[(LEFT, ABOVE), (LEFT,), (ABOVE,)],
-               [(SAME1, LEFT), (SAME1, ABOVE), (SAME1,)],
-               [(SAME1, SAME2), (SAME1, LEFT), (SAME1,)]],
-    # Y: as R; Cb: Y(2i,2j)+left, Y, left; Cr: Cb+Y, Cb+left, Cb
+    # R (or L): left+above, left, above, above-right; G: R+left, R+above, R, left; B: G+R, G+left, G+above, G
+    "planes": [[(LEFT, ABOVE), (LEFT,), (ABOVE,), (AR,)],
+               [(SAME1, LEFT), (SAME1, ABOVE), (SAME1,), (LEFT,)],
+               [(SAME1, SAME2), (SAME1, LEFT), (SAME1, ABOVE), (SAME1,)]],
+    # Y: left+above, left, above; Cb: its own left+above, left, above, then Y at (2i, 2j) (luma helps chroma
+    # little); Cr: its own left+above, Cb+left, left, Cb
     "ycc420": [[(LEFT, ABOVE), (LEFT,), (ABOVE,)],
-               [(SAME1, LEFT), (SAME1, ABOVE), (SAME1,)],
-               [(SAME1, SAME2), (SAME1, LEFT), (SAME1,)]],
+               [(LEFT, ABOVE), (LEFT,), (ABOVE,), (SAME1,)],
+               [(LEFT, ABOVE), (SAME1, LEFT), (LEFT,), (SAME1,)]],
 }
 
 
@@ -71,8 +73,8 @@ def fit_level(ctx: np.ndarray, sym: np.ndarray, k: int, d: float, cmin: int, tmi
     return Table(keys.astype(np.int64), lens.astype(np.int64), sy.astype(np.int64), efreq), coded
 
 
-def train_ppm(planes: Sequence[np.ndarray], k: int, layout: str = "planes", d: float = 0.6, cmin: int = 2,
-              tmin: int = 4, maxlen: int = 255, progress: bool = True) -> PPMModel:
+def train_ppm(planes: Sequence[np.ndarray], k: int, layout: str = "planes", d: float = 0.6, cmin: int = 3,
+              tmin: int = 8, maxlen: int = 255, progress: bool = True) -> PPMModel:
     """Fit a layout's tables on training symbols: planes[i] is (N, gh_i, gw_i) int (plane i uses slot min(i, S-1))."""
     spec = LAYOUTS[layout]
     s = min(len(spec), len(planes))
@@ -157,7 +159,7 @@ def ppm_codebook(base: str, srcs: Sequence[str], output: str, name: str = "", li
     model = train_ppm(planes, cb.k, layout, progress=progress)
     prov = dict(cb.provenance)
     prov["context_model"] = {
-        "entropy_model": 3, "layout": layout, "d": 0.6, "cmin": 2, "tmin": 4, "maxlen": 255,
+        "entropy_model": 3, "layout": layout, "d": 0.6, "cmin": 3, "tmin": 8, "maxlen": 255,
         "trained_on": ", ".join(os.path.basename(os.fspath(s).rstrip("/")) for s in srcs),
         "images": int(planes[0].shape[0]), "base_codebook": cb.hexid, "command": command or "",
     }
