@@ -77,8 +77,9 @@ class Codebook:
         if self.context is not None and self.ppm is not None:
             msg = "a codebook carries at most one context model (CTXM or PPMT)"
             raise CodebookError(msg)
-        if self.context is not None or self.ppm is not None:
+        if self.context is not None:
             self.context_model  # noqa: B018  (parse now: a bad table is a CodebookError here, not at decode)
+        # a PPMT table (megabytes) is parsed and checked on first use, so scanning the registry stays fast
         self._lock = threading.Lock()
 
     # -- identity -------------------------------------------------------------------------
