@@ -137,10 +137,10 @@ class _AirGroup(nn.Module):
 
 
 class AirNet(nn.Module):
-    """airbench-style fast CIFAR net (Jordan 2024): frozen 2x2 whitening conv, three conv groups, optional flip TTA."""
+    """airbench-style fast CIFAR net (Jordan 2024): frozen 2x2 whitening conv, three conv groups, test-time views (tta 0, 1 flip, 2 flip+shift)."""
 
     def __init__(self, num_classes: int = 10, widths: tuple[int, int, int] = (64, 128, 128), in_ch: int = 3,
-                 tta: bool = True) -> None:
+                 tta: int = 1) -> None:
         super().__init__()
         self.tta = tta
         ww = 2 * in_ch * 4
@@ -166,10 +166,19 @@ class AirNet(nn.Module):
         x = F.adaptive_max_pool2d(x, 1).flatten(1)
         return self.head(x) / 9.0
 
+    def _mirror(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (self._logits(x) + self._logits(x.flip(-1)))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.tta and not self.training:
-            return 0.5 * (self._logits(x) + self._logits(x.flip(-1)))
-        return self._logits(x)
+        """Logits; in eval mode averaged over test-time views: tta 1 = flip, 2 = flip x (none, 1-pixel shifts)."""
+        if self.training or not self.tta:
+            return self._logits(x)
+        out = self._mirror(x)
+        if int(self.tta) >= 2:  # airbench's mirror-translate TTA: 6 views
+            h, w = x.shape[-2:]
+            p = F.pad(x, (1, 1, 1, 1), mode="reflect")
+            out = 0.5 * out + 0.25 * (self._mirror(p[..., :h, :w]) + self._mirror(p[..., 2:, 2:]))
+        return out
 
 
 class SmallMnistNet(nn.Module):

@@ -83,3 +83,20 @@ def test_shipped_mnist_accuracy(mnist_test_images) -> None:
     x, y, _ = load_dataset(mnist_test_images, limit=500)
     acc = (models.predict(models.load("mnist-clean"), x) == y).mean() * 100
     assert acc >= 98.0, acc
+
+
+def test_airnet_test_time_views() -> None:
+    torch.manual_seed(0)
+    net = models.AirNet(widths=(8, 8, 8)).eval()
+    x = torch.rand(3, 3, 32, 32)
+    with torch.no_grad():
+        net.tta = 0
+        plain = net(x)
+        net.tta = 1
+        flip = net(x)
+        net.tta = 2
+        six = net(x)
+        assert torch.allclose(flip, 0.5 * (plain + net._logits(x.flip(-1))))
+        p = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+        assert torch.allclose(six, 0.5 * flip + 0.25 * (net._mirror(p[..., :32, :32]) + net._mirror(p[..., 2:, 2:])))
+        assert not torch.allclose(six, flip)
