@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The robustness runs behind results/robustness/*.json, one after another (each resumes from its state file).
 # Budget-limited on a shared 2-core CPU: image counts, steps, restarts and EOT draws are stated in each JSON.
-#   tools/robustness_runs.sh [all | cifar-seed | cifar-adaptive EPS TAG [ATTACKS] | cifar-random EPS TAG |
-#                             cifar-seed-model EPS TAG | mnist EPS TAG]
+#   tools/robustness_runs.sh [all | next | cifar-seed | cifar-adaptive EPS TAG [ATTACKS] | cifar-random EPS TAG |
+#                             cifar-seed-model EPS TAG | mnist EPS TAG | cifar-adaptive-v1 | cifar-random-v1 | mnist-v1]
+# The *-v1 modes are the earlier protocol (cifar10-clean, 2 PGD restarts, no APGD-CE/T, EOT-10, no MNIST surrogate)
+# behind the older committed JSONs; `all` reruns exactly the committed results, `next` the planned runs not yet done.
 # (N=images, default 500; each run resumes from results/robustness/state/TAG.state)
 set -u
 cd "$(dirname "$0")/.."
@@ -19,9 +21,11 @@ N=${N:-500}
 mkdir -p $S
 run() { echo "== $(date -u +%H:%M:%S) $*" >&2; "$SC" robustness "$@" || echo "FAILED: $*" >&2; }
 TM='model-pgd:steps=10+transfer:steps=10'
-ADAPT='fgsm+pgd+apgd-ce+apgd-dlr+apgd-t:targets=3+pgd-soft+reachable+square'
 # white-box attacks in the order run (each only on the examples every earlier one failed to break); eot-pgd runs on
 # randomized purifiers only, pgd-soft on VQ ones, reachable on the deterministic VQ; cw-l2 (unbounded L2) once per defense
+ADAPT='fgsm+pgd+apgd-ce+apgd-dlr+apgd-t:targets=3+pgd-soft+reachable+square'
+ADAPT_V1='fgsm+pgd:restarts=2+apgd-dlr+pgd-soft+reachable+square:queries=500'
+MNIST_V1='fgsm+pgd:restarts=2+apgd-dlr+pgd-soft+reachable+eot-pgd:steps=30;eot=10+square:queries=500'
 MNIST_ADAPT='fgsm+pgd+eot-pgd:steps=30;eot=20+apgd-ce+apgd-dlr+apgd-t:targets=3+pgd-soft+reachable+square+cw-l2'
 case "${1:-all}" in
   cifar-seed)  # SymDNN's weak protocol beside adaptive attacks, same model and images (standalone numbers)
@@ -36,7 +40,7 @@ case "${1:-all}" in
     run cifar10 --model $MODEL --surrogate $SURR --defense sym:$CB,random=25 \
         --attack "$TM+pgd:restarts=1+eot-pgd:steps=30;eot=20" --eps "$2" --limit $N \
         --json $R/cifar10-random-$3.json --state $S/cifar10-random-$3.state ;;
-  cifar-seed-model)  # SymDNN's weak protocol beside adaptive attacks on our CIFAR model and the first N adaptive images
+  cifar-seed-model)  # SymDNN's weak protocol beside adaptive attacks on our CIFAR model (a subset of the adaptive images)
     run cifar10 --model $MODEL --defense sym:$CB,random=25 --defense sym:$CB \
         --attack 'seed-bpda+pgd:restarts=1+eot-pgd:steps=30;eot=20' --eps "$2" --limit $N --no-early-stop \
         --json $R/cifar10-seed-vs-adaptive-$3.json --state $S/cifar10-seed-vs-adaptive-$3.state ;;
@@ -44,11 +48,31 @@ case "${1:-all}" in
     run mnist --model $MNIST_MODEL --surrogate $MNIST_SURR --defense none --defense sym:mnist-2x2-k256 \
         --defense sym:mnist-2x2-k256,random=25 --defense jpeg:75 --defense bits:1 --attack "$TM+$MNIST_ADAPT" \
         --eps "$2" --limit $N --json $R/mnist-$3.json --state $S/mnist-$3.state ;;
-  all)  # the image counts behind the committed results
+  cifar-adaptive-v1)
+    run cifar10 --model cifar10-clean --surrogate seed-cifar10-holdout --defense none --defense sym:$CB --defense jpeg:75 \
+        --defense jpeg:50 --defense bits:5 --attack "$TM+$ADAPT_V1" --eps "$2" --limit $N \
+        --json $R/cifar10-$3.json --state $S/cifar10-$3.state ;;
+  cifar-random-v1)
+    run cifar10 --model cifar10-clean --surrogate seed-cifar10-holdout --defense sym:$CB,random=25 \
+        --attack "$TM+pgd:restarts=1+eot-pgd:steps=30;eot=10" --eps "$2" --limit $N \
+        --json $R/cifar10-random-$3.json --state $S/cifar10-random-$3.state ;;
+  mnist-v1)
+    run mnist --model $MNIST_MODEL --defense none --defense sym:mnist-2x2-k256 --defense sym:mnist-2x2-k256,random=25 \
+        --defense jpeg:75 --defense bits:1 --attack "model-pgd:steps=10+$MNIST_V1" \
+        --eps "$2" --limit $N --json $R/mnist-$3.json --state $S/mnist-$3.state ;;
+  all)  # exactly the runs and image counts behind the committed results
     "$0" cifar-seed
-    N=1000 "$0" cifar-adaptive 8/255 eps8
-    N=1000 "$0" cifar-adaptive 4/255 eps4
-    N=200 "$0" cifar-adaptive 2/255 eps2
-    N=300 "$0" cifar-random 8/255,4/255 eps8-4
-    N=300 "$0" mnist 0.3,0.2,0.1 all ;;
+    N=1000 "$0" cifar-adaptive-v1 8/255 eps8
+    N=1000 "$0" cifar-adaptive-v1 4/255 eps4
+    N=300 "$0" cifar-random-v1 8/255,4/255 eps8-4
+    N=300 "$0" mnist-v1 0.3,0.2,0.1 all
+    N=1000 "$0" mnist 0.3 eps0.3 ;;
+  next)  # planned, not finished on the shared CPU yet (partial state files resume)
+    N=1000 "$0" mnist 0.1 eps0.1
+    N=1000 "$0" mnist 0.2 eps0.2
+    N=1000 "$0" cifar-adaptive 2/255 eps2
+    N=1000 "$0" cifar-adaptive 4/255 eps4-airnet
+    N=1000 "$0" cifar-adaptive 8/255 eps8-airnet
+    N=1000 "$0" cifar-random 8/255,4/255 random-airnet
+    N=1000 "$0" cifar-seed-model 4/255,8/255 airnet ;;
 esac
