@@ -6,13 +6,26 @@ import os
 from pathlib import Path
 from typing import Any
 
-STYLE = {"sym": ("tab:red", "o", "-"), "jpeg": ("tab:blue", "s", "--"), "webp": ("tab:green", "^", "--")}
+STYLE = {"sym": ("tab:red", "o", "-"), "sym ycc420": ("tab:purple", "D", "-"), "sym ctx": ("tab:orange", "P", "-"),
+         "jpeg": ("tab:blue", "s", "--"), "webp": ("tab:green", "^", "--")}
+
+
+def _family(codec: str, setting: str) -> str:
+    """Curve a row belongs to: .sym codebooks split by colour mode and context modelling."""
+    if codec != "sym":
+        return codec
+    stem = Path(setting).stem
+    if "ycc420" in stem:
+        return "sym ycc420"
+    return "sym ctx" if stem.endswith(("-ctx", "-ppm")) else "sym"
 
 
 def _label(codec: str, setting: str) -> str:
     if codec == "sym":
-        k = setting.rsplit("-k", 1)
-        return f"K={k[1]}" if len(k) == 2 and k[1].isdigit() else Path(setting).stem
+        stem = Path(setting).stem
+        tail = stem.rsplit("-", 1)[1] if stem.endswith(("-ctx", "-ppm")) else ""
+        k = stem.removesuffix(f"-{tail}" if tail else "").rsplit("-k", 1)
+        return (f"K={k[1]}" + (f" {tail}" if tail else "")) if len(k) == 2 and k[1].isdigit() else stem
     return f"q{setting}"
 
 
@@ -30,10 +43,11 @@ def plot(result: dict[str, Any], path: str | os.PathLike[str]) -> None:
     models = [Path(m).stem for m in names]
     acc_keys = ["top1"] + [f"top1@{m}" for m in names[1:]]
     fig, (ax, axp) = plt.subplots(1, 2, figsize=(13, 5.2), gridspec_kw={"width_ratios": [1.5, 1]})
-    codecs = [c for c in dict.fromkeys(r["codec"]) if c != "source"]
+    fam = [_family(c, st) for c, st in zip(r["codec"], r["setting"])]
+    codecs = [c for c in dict.fromkeys(fam) if c != "source"]
     for mi, (model, key) in enumerate(zip(models, acc_keys)):
         for codec in codecs:
-            idx = sorted((i for i, c in enumerate(r["codec"]) if c == codec), key=lambda i: r["bpp"][i])
+            idx = sorted((i for i, c in enumerate(fam) if c == codec), key=lambda i: r["bpp"][i])
             color, marker, ls = STYLE.get(codec, ("tab:gray", "x", ":"))
             xs, ys = [r["bpp"][i] for i in idx], [r[key][i] for i in idx]
             alpha = 1.0 if mi == 0 else 0.55
@@ -41,7 +55,7 @@ def plot(result: dict[str, Any], path: str | os.PathLike[str]) -> None:
                     label=f"{codec} ({model})")
             if mi == 0:
                 for i, xx, yy in zip(idx, xs, ys):
-                    ax.annotate(_label(codec, r["setting"][i]), (xx, yy), textcoords="offset points", xytext=(4, -10),
+                    ax.annotate(_label(r["codec"][i], r["setting"][i]), (xx, yy), textcoords="offset points", xytext=(4, -10),
                                 fontsize=7, color=color)
                 pidx = [i for i in idx if r["psnr"][i] is not None]
                 axp.plot([r["bpp"][i] for i in pidx], [r["psnr"][i] for i in pidx], ls, marker=marker, color=color,
