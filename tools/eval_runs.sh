@@ -13,9 +13,13 @@ case "${1:-all}" in
         --codec sym:cifar10-ycc420-k512,cifar10-ycc420-k1024,cifar10-2x2-k2048-ctx \
         --codec jpeg:$Q --codec webp:$Q \
         --json results/cifar10/eval.json --plot results/cifar10/eval.png ;;
+  cifar10-issue7)  # entropy model 3 codebooks (same centroids as ycc420-k512 and k2048)
+    $SC eval $D/cifar10-jpeg/test.tar -m cifar10-airnet -m cifar10-airnet-sym \
+        --codec sym:cifar10-ycc420-k512-ppm,cifar10-2x2-k2048-ppm \
+        --json results/cifar10/eval-issue7.json --plot results/cifar10/eval-issue7.png ;;
   mnist)
     $SC eval $D/mnist/t10k-images.idx3-ubyte.gz -m mnist-clean -m mnist-sym \
         --codec sym:mnist-2x2-k32,mnist-2x2-k64,mnist-2x2-k128,mnist-2x2-k256 --codec jpeg:$Q --codec webp:$Q \
         --json results/mnist/eval.json --plot results/mnist/eval.png ;;
-  all) "$0" cifar10; "$0" mnist ;;
+  all) "$0" cifar10; "$0" cifar10-issue7; "$0" mnist ;;
 esac
