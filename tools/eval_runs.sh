@@ -14,7 +14,7 @@ case "${1:-all}" in
         --codec jpeg:$Q --codec webp:$Q \
         --json results/cifar10/eval.json --plot results/cifar10/eval.png ;;
   cifar10-issue7)  # entropy model 3 codebooks (same centroids as ycc420-k512 and k2048)
-    $SC eval $D/cifar10-jpeg/test.tar -m cifar10-airnet -m cifar10-airnet-sym \
+    $SC eval $D/cifar10-jpeg/test.tar -m cifar10-airnet -m cifar10-airnet-sym -m cifar10-airnet-ycc512 \
         --codec sym:cifar10-ycc420-k512-ppm,cifar10-2x2-k2048-ppm \
         --json results/cifar10/eval-issue7.json --plot results/cifar10/eval-issue7.png ;;
   mnist)
