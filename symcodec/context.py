@@ -18,6 +18,7 @@ import numpy as np
 
 from . import ctxkernels as kern
 from .errors import DecodeError, FormatError
+from .rans import EventCoder, stream_words
 
 CONTEXT = 2  # entropy model id 2 in .sym HEAD
 FORMAT = 1  # CTXM payload version
@@ -63,7 +64,7 @@ class Expert:
     limit: int = MAX_M
 
 
-class ContextModel:
+class ContextModel(EventCoder):
     """Product-of-experts context model over K symbols (entropy model id 2)."""
 
     model_id = CONTEXT
@@ -188,25 +189,10 @@ class ContextModel:
                                 self.f0, self.c0, self.expt, starts, freqs)
         return starts, freqs, ne
 
-    def encode(self, planes: Sequence[np.ndarray]) -> bytes:
-        """rANS-code planes (each (gh, gw), coded in order): state as two u16 words, then words, padded to 4 bytes."""
-        from .rans import encode_events
-
-        starts, freqs, ne = self._events(planes)
-        return encode_events(starts, freqs, ne)
-
-    def code_length(self, planes: Sequence[np.ndarray]) -> float:
-        """Ideal code length in bits of the planes under this model (what rANS writes, minus ~32 bits)."""
-        _, freqs, ne = self._events(planes)
-        return float(np.sum(kern.PREC - np.log2(freqs[:ne].astype(np.float64))))
-
     def decode(self, data: bytes | memoryview, shapes: Sequence[tuple[int, int]]) -> list[np.ndarray]:
         """Decode planes of the given grid shapes from a stream written by `encode`."""
-        buf = bytes(data)
-        if len(buf) < 4 or len(buf) % 4:
-            raise DecodeError("corrupt symbol stream: bad length")
-        words = np.frombuffer(buf, "<u2").astype(np.int64)
-        state = int(words[0]) | (int(words[1]) << 16)
+        words, state = stream_words(data)
+        words = words.astype(np.int64)
         geo = self._geometry(shapes)
         off, gh, gw = geo[:3]
         sym = np.zeros(int((gh * gw).sum()), np.int64)

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import ppmkernels as kern
 from .errors import DecodeError, FormatError
+from .rans import EventCoder, stream_words
 
 PPM = 3  # entropy model id 3 in .sym HEAD
 FORMAT = 1  # PPMT payload version
@@ -67,7 +68,7 @@ def _geometry(shapes: Sequence[tuple[int, int]]) -> tuple[np.ndarray, ...]:
     return off, gh, gw, np.ascontiguousarray(ymap), np.ascontiguousarray(xmap)
 
 
-class PPMModel:
+class PPMModel(EventCoder):
     """Escape-chain context model over K symbols (entropy model id 3)."""
 
     model_id = PPM
@@ -265,25 +266,9 @@ class PPMModel:
             raise ValueError(f"symbols outside 0..{self.k - 1}")
         return starts, freqs, ne
 
-    def encode(self, planes: Sequence[np.ndarray]) -> bytes:
-        """rANS-code planes (each (gh, gw), coded in order): state as two u16 words, then words, padded to 4 bytes."""
-        from .rans import encode_events
-
-        starts, freqs, ne = self._events(planes)
-        return encode_events(starts, freqs, ne)
-
-    def code_length(self, planes: Sequence[np.ndarray]) -> float:
-        """Ideal code length in bits of the planes under this model (what rANS writes, minus ~32 bits)."""
-        _, freqs, ne = self._events(planes)
-        return float(np.sum(kern.PREC - np.log2(freqs[:ne].astype(np.float64))))
-
     def decode(self, data: bytes | memoryview, shapes: Sequence[tuple[int, int]]) -> list[np.ndarray]:
         """Decode planes of the given grid shapes from a stream written by `encode`."""
-        buf = bytes(data)
-        if len(buf) < 4 or len(buf) % 4:
-            raise DecodeError("corrupt symbol stream: bad length")
-        words = np.frombuffer(buf, "<u2")
-        state = int(words[0]) | (int(words[1]) << 16)
+        words, state = stream_words(data)
         if state < kern.RANS_L:
             raise DecodeError("corrupt symbol stream: bad initial state")
         geo = geometry(shapes)

@@ -6,8 +6,12 @@ specified by the spec (integer arithmetic only), so any implementation can decod
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numba
 import numpy as np
+
+from .errors import DecodeError
 
 PREC = 16  # probabilities are f_k / 2^16
 M = 1 << PREC
@@ -56,7 +60,7 @@ def _encode(starts, freqs, n, out):  # pragma: no cover - compiled
 def encode_events(starts: np.ndarray, freqs: np.ndarray, n: int | None = None) -> bytes:
     """rANS-code a sequence of (start, frequency) events into the spec's bytes (even number of u16 words).
 
-    Shared by entropy model 1 (events from one static table) and model 2 (events from context tables).
+    Shared by entropy model 1 (events from one static table) and models 2 and 3 (events from context tables).
     """
     n = len(freqs) if n is None else n
     out = np.empty(n + 3, np.uint16)
@@ -116,3 +120,30 @@ class RansTable:
         if used < 0 or not (used == words.size or (used == words.size - 1 and words[-1] == 0)):
             return None
         return out
+
+
+def stream_words(data: bytes | memoryview) -> tuple[np.ndarray, int]:
+    """Split a stream written by `encode_events` into its u16 words and initial state (DecodeError if malformed)."""
+    buf = bytes(data)
+    if len(buf) < 4 or len(buf) % 4:
+        raise DecodeError("corrupt symbol stream: bad length")
+    words = np.frombuffer(buf, "<u2")
+    return words, int(words[0]) | (int(words[1]) << 16)
+
+
+class EventCoder:
+    """encode / code_length for an entropy model whose `_events(planes)` gives rANS (starts, freqs, count)."""
+
+    def _events(self, planes: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:
+        raise NotImplementedError
+
+    def encode(self, planes: Sequence[np.ndarray]) -> bytes:
+        """rANS-code planes (each (gh, gw), coded in order): state as two u16 words, then words, padded to 4 bytes."""
+        starts, freqs, ne = self._events(planes)
+        return encode_events(starts, freqs, ne)
+
+    def code_length(self, planes: Sequence[np.ndarray]) -> float:
+        """Ideal code length in bits of the planes under this model (what rANS writes, minus ~32 bits)."""
+        _, freqs, ne = self._events(planes)
+        return float(np.sum(PREC - np.log2(freqs[:ne].astype(np.float64))))
+
