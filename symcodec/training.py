@@ -73,6 +73,18 @@ def sample_patches(
     return np.ascontiguousarray(keep[order]), n_img
 
 
+def _kmeans(x: np.ndarray, k: int, patch: int, niter: int, seed: int, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    """faiss k-means on patch vectors: centroids clipped to [0, 1] and each one's count on `x` (+1, never zero)."""
+    import faiss
+
+    km = faiss.Kmeans(patch * patch, k, niter=niter, seed=seed, verbose=progress,
+                      max_points_per_centroid=len(x) // k + 1, spherical=False)
+    km.train(x)
+    cent = np.clip(km.centroids, 0.0, 1.0)
+    counts = np.bincount(Codebook(cent, patch=patch).searcher.nearest(x), minlength=k).astype(np.uint32) + 1
+    return cent, counts
+
+
 def train_codebook(
     srcs: Sequence[str | os.PathLike[str]],
     k: int,
@@ -93,15 +105,7 @@ def train_codebook(
     if len(x) < k:
         msg = f"only {len(x)} patches sampled, fewer than K={k}"
         raise DatasetError(msg)
-    km = faiss.Kmeans(
-        patch * patch, k, niter=niter, seed=seed, verbose=progress,
-        max_points_per_centroid=len(x) // k + 1, spherical=False,
-    )
-    km.train(x)
-    cent = np.clip(km.centroids, 0.0, 1.0)
-    cb = Codebook(cent, patch=patch)
-    sym = cb.searcher.nearest(x)
-    counts = np.bincount(sym, minlength=k).astype(np.uint32) + 1
+    cent, counts = _kmeans(x, k, patch, niter, seed, progress)
     prov = {
         "trained_on": ", ".join(os.path.basename(os.fspath(s).rstrip("/")) for s in srcs),
         "images": n_img,
@@ -193,12 +197,7 @@ def train_ycc420(
     flat = np.concatenate([p.reshape(-1, patch * patch) for p in pts])
     rng = np.random.default_rng(seed)
     x = flat[np.sort(rng.permutation(len(flat))[:max_patches])] if len(flat) > max_patches else flat
-    km = faiss.Kmeans(patch * patch, k, niter=niter, seed=seed, verbose=progress,
-                      max_points_per_centroid=len(x) // k + 1, spherical=False)
-    km.train(np.ascontiguousarray(x))
-    cent = np.clip(km.centroids, 0.0, 1.0)
-    cb0 = Codebook(cent, patch=patch)
-    counts = np.bincount(cb0.searcher.nearest(x), minlength=k).astype(np.uint32) + 1
+    cent, counts = _kmeans(np.ascontiguousarray(x), k, patch, niter, seed, progress)
     cb0 = Codebook(cent, patch=patch, counts=counts)
     sym = [cb0.searcher.nearest(p.reshape(-1, patch * patch)).reshape(p.shape[0], p.shape[2], p.shape[3]) for p in pts]
     ctx = train_context(sym, counts, layout="ycc420", progress=progress).to_bytes()
