@@ -313,36 +313,7 @@ __all__ = ["CONTEXT", "ContextModel", "Expert", "LAYOUTS", "exp_table", "mean_bi
 def fit_for_codebook(cb: object, srcs: Sequence[str], layout: str = "planes", m: int = 64,
                      limit_images: int | None = None, progress: bool = True) -> bytes:
     """Quantise training images with a codebook and fit a context model: the CTXM payload."""
-    from tqdm import tqdm
+    from .ppmtrain import quantised_planes
 
-    from . import patches, sources
-
-    ims: list[np.ndarray] = []
-    bar = tqdm(desc="quantising for the context model", unit="img", disable=not progress, file=sys.stderr)
-    shape = None
-    for src in srcs:
-        for smp in sources.iter_samples(src):
-            if limit_images is not None and bar.n >= limit_images:
-                break
-            try:
-                a = smp.array()
-            except Exception as exc:  # a corrupt image is skipped, not fatal
-                print(f"warning: skipping {smp.key}: {exc}", file=sys.stderr)
-                continue
-            a = a if a.ndim == 3 else a[:, :, None]
-            if shape is None:
-                shape = a.shape
-            if a.shape != shape:
-                continue  # context statistics are gathered over equal-sized images only
-            ims.append(a[:, :, :3])
-            bar.update(1)
-    bar.close()
-    if not ims:
-        from .errors import DatasetError
-
-        raise DatasetError("no readable images for the context model")
-    x = np.stack(ims)
-    pt = patches.extract(x, cb.patch)  # type: ignore[attr-defined]
-    sym = cb.searcher.nearest(pt.reshape(-1, cb.dim)).reshape(pt.shape[:4])  # type: ignore[attr-defined]
-    model = train_context([sym[:, c] for c in range(sym.shape[1])], cb.counts, layout, m, progress=progress)  # type: ignore[attr-defined]
-    return model.to_bytes()
+    planes = quantised_planes(cb, srcs, limit_images, progress)
+    return train_context(planes, cb.counts, layout, m, progress=progress).to_bytes()  # type: ignore[attr-defined]
