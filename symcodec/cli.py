@@ -260,14 +260,18 @@ def robustness(dataset: str, model: str, defenses: tuple[str, ...], attacks: str
 @click.option("--limit", default=None, type=int, help="Use at most this many images.")
 @click.option("--name", default="", help="Registry name of the new codebook.")
 @click.option("--model", "model_id", default=2, show_default=True, type=click.IntRange(2, 3), help="Entropy model: 2 (product of experts) or 3 (escape-chain tables, fast; codebook format 3).")
-def train_context(codebook: str, sources: tuple[str, ...], output: str, limit: int | None, name: str, model_id: int) -> None:
+@click.option("--min-count", default=3, show_default=True, type=click.IntRange(1), help="Model 3: keep symbols seen at least this often in a row.")
+@click.option("--min-total", default=8, show_default=True, type=click.IntRange(1), help="Model 3: keep rows with at least this many samples.")
+def train_context(codebook: str, sources: tuple[str, ...], output: str, limit: int | None, name: str, model_id: int,
+                  min_count: int, min_total: int) -> None:
     """Add a context model (entropy model 2 or 3) to a codebook, fitted on training images: a new codebook."""
     from .ppmtrain import ppm_codebook
     from .training import context_codebook
 
+    kw = {"cmin": min_count, "tmin": min_total} if model_id == 3 else {}
     fit = ppm_codebook if model_id == 3 else context_codebook
     cb = fit(codebook, list(sources), output, name=name or Path(output).stem, limit_images=limit,
-             command="symcodec " + " ".join(sys.argv[1:]))
+             command="symcodec " + " ".join(sys.argv[1:]), **kw)
     click.echo(f"{output}: K={cb.k} patch={cb.patch} entropy model {model_id} id={cb.hexid}")  # type: ignore[attr-defined]
 
 

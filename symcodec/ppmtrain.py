@@ -146,7 +146,7 @@ def quantised_planes(cb: object, srcs: Sequence[str], limit_images: int | None =
 
 
 def ppm_codebook(base: str, srcs: Sequence[str], output: str, name: str = "", limit_images: int | None = None,
-                 command: str | None = None, progress: bool = True) -> object:
+                 command: str | None = None, progress: bool = True, cmin: int = 3, tmin: int = 8) -> object:
     """Load a codebook, replace its context model by entropy model 3 fitted on `srcs`, save atomically to `output`."""
     import os
 
@@ -156,10 +156,10 @@ def ppm_codebook(base: str, srcs: Sequence[str], output: str, name: str = "", li
     cb = registry.get(base)
     planes = quantised_planes(cb, srcs, limit_images, progress)
     layout = "ycc420" if cb.colour == 1 else "planes"
-    model = train_ppm(planes, cb.k, layout, progress=progress)
+    model = train_ppm(planes, cb.k, layout, cmin=cmin, tmin=tmin, progress=progress)
     prov = dict(cb.provenance)
     prov["context_model"] = {
-        "entropy_model": 3, "layout": layout, "d": 0.6, "cmin": 3, "tmin": 8, "maxlen": 255,
+        "entropy_model": 3, "layout": layout, "d": 0.6, "cmin": cmin, "tmin": tmin, "maxlen": 255,
         "trained_on": ", ".join(os.path.basename(os.fspath(s).rstrip("/")) for s in srcs),
         "images": int(planes[0].shape[0]), "base_codebook": cb.hexid, "command": command or "",
     }
