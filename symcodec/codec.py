@@ -38,6 +38,24 @@ def quantize(x: np.ndarray, codebook: Codebook | str | None = None, threads: int
     return sym[0] if single else sym
 
 
+def quantize_planes(planes: list[np.ndarray], codebook: Codebook | str | None = None, threads: int = 1) -> list[np.ndarray]:
+    """Symbols of differently sized uint8 planes (ycc420's Y, Cb, Cr): one (gh, gw) int32 grid each.
+
+    Small images go through one nearest-centroid search for all planes; large ones plane by plane in strips.
+    """
+    cb = registry.get(codebook)
+    if sum(pl.size for pl in planes) * cb.dim > _STRIP_VALUES:
+        return [quantize(pl, cb, threads=threads)[0] for pl in planes]
+    pts = [patches.extract(pl[None, :, :, None], cb.patch).reshape(-1, cb.dim) for pl in planes]
+    idx = cb.searcher.nearest(np.concatenate(pts), threads=threads)
+    out, o = [], 0
+    for pl in planes:
+        gh, gw = patches.grid(pl.shape[0], pl.shape[1], cb.patch)
+        out.append(idx[o : o + gh * gw].reshape(gh, gw))
+        o += gh * gw
+    return out
+
+
 def reconstruct(
     symbols: np.ndarray,
     codebook: Codebook | str | None = None,
@@ -160,7 +178,7 @@ def encode(
         if planes != 3 or cb.context_model is None:
             msg = f"codebook {cb.name or cb.short_id} (ycc420) encodes RGB/RGBA images and needs a context model"
             raise UnsupportedModeError(msg)
-        syms: Any = [quantize(pl, cb, threads=threads)[0] for pl in rgb_to_planes(a[:, :, :3])]
+        syms: Any = quantize_planes(rgb_to_planes(a[:, :, :3]), cb, threads=threads)
     else:
         syms = quantize(a[:, :, :planes], cb, threads=threads)
     meta = {**meta, **{k: v for k, v in (("icc_profile", icc_profile), ("exif", exif), ("xmp", xmp)) if v is not None}}

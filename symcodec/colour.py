@@ -1,10 +1,15 @@
 """Colour 1 (`ycc420`): RGB as Y, Cb, Cr planes (BT.601 full range, as JPEG), chroma subsampled 2x2.
 
 All conversions are integer arithmetic (formats/sym-v2.md section 3), so decoding is exact everywhere.
+The conversions run as compiled kernels; `rgb_to_planes_numpy` and `planes_to_rgb_numpy` are their
+numpy twins, kept as the readable reference the tests compare against.
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
+
+_JIT = {"cache": True, "nogil": True, "boundscheck": False}
 
 
 def chroma_size(h: int, w: int) -> tuple[int, int]:
@@ -12,8 +17,63 @@ def chroma_size(h: int, w: int) -> tuple[int, int]:
     return -(-h // 2), -(-w // 2)
 
 
+@numba.njit(inline="always", **_JIT)
+def _clip(v):  # pragma: no cover - compiled
+    return 0 if v < 0 else (255 if v > 255 else v)
+
+
+@numba.njit(**_JIT)
+def _to_planes(a, y, cb, cr):  # pragma: no cover - compiled
+    h, w = y.shape
+    for i in range(h):
+        for j in range(w):
+            r, g, b = np.int64(a[i, j, 0]), np.int64(a[i, j, 1]), np.int64(a[i, j, 2])
+            y[i, j] = _clip((19595 * r + 38470 * g + 7471 * b + 32768) >> 16)
+    for ci in range(cb.shape[0]):
+        for cj in range(cb.shape[1]):
+            su, sv = 0, 0
+            for di in range(2):
+                i = min(2 * ci + di, h - 1)  # edge replication past the last row/column
+                for dj in range(2):
+                    j = min(2 * cj + dj, w - 1)
+                    r, g, b = np.int64(a[i, j, 0]), np.int64(a[i, j, 1]), np.int64(a[i, j, 2])
+                    su += _clip((-11059 * r - 21709 * g + 32768 * b + (128 << 16) + 32768) >> 16)
+                    sv += _clip((32768 * r - 27439 * g - 5329 * b + (128 << 16) + 32768) >> 16)
+            cb[ci, cj] = (su + 2) >> 2
+            cr[ci, cj] = (sv + 2) >> 2
+
+
+@numba.njit(**_JIT)
+def _to_rgb(y, cb, cr, out):  # pragma: no cover - compiled
+    h, w = y.shape
+    for i in range(h):
+        for j in range(w):
+            u = np.int64(cb[i >> 1, j >> 1]) - 128
+            v = np.int64(cr[i >> 1, j >> 1]) - 128
+            yy = np.int64(y[i, j])
+            out[i, j, 0] = _clip(yy + ((91881 * v + 32768) >> 16))
+            out[i, j, 1] = _clip(yy + ((-22554 * u - 46802 * v + 32768) >> 16))
+            out[i, j, 2] = _clip(yy + ((116130 * u + 32768) >> 16))
+
+
 def rgb_to_planes(a: np.ndarray) -> list[np.ndarray]:
     """(H, W, 3) uint8 RGB -> [Y (H, W), Cb, Cr (ceil(H/2), ceil(W/2))], uint8."""
+    h, w = a.shape[:2]
+    ch, cw = chroma_size(h, w)
+    y, cb, cr = np.empty((h, w), np.uint8), np.empty((ch, cw), np.uint8), np.empty((ch, cw), np.uint8)
+    _to_planes(np.ascontiguousarray(a, dtype=np.uint8), y, cb, cr)
+    return [y, cb, cr]
+
+
+def planes_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
+    """Y (H, W) and half-size Cb, Cr (uint8) -> (H, W, 3) uint8 RGB; chroma upsampled by 2x2 replication."""
+    out = np.empty(y.shape + (3,), np.uint8)
+    _to_rgb(np.ascontiguousarray(y), np.ascontiguousarray(cb), np.ascontiguousarray(cr), out)
+    return out
+
+
+def rgb_to_planes_numpy(a: np.ndarray) -> list[np.ndarray]:
+    """Reference implementation of `rgb_to_planes` with numpy arrays (for tests)."""
     x = a.astype(np.int64)
     r, g, b = x[..., 0], x[..., 1], x[..., 2]
     y = (19595 * r + 38470 * g + 7471 * b + 32768) >> 16
@@ -30,8 +90,8 @@ def rgb_to_planes(a: np.ndarray) -> list[np.ndarray]:
     return out
 
 
-def planes_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
-    """Y (H, W) and half-size Cb, Cr (uint8) -> (H, W, 3) uint8 RGB; chroma upsampled by 2x2 replication."""
+def planes_to_rgb_numpy(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
+    """Reference implementation of `planes_to_rgb` with numpy arrays (for tests)."""
     h, w = y.shape
     up = [np.repeat(np.repeat(c.astype(np.int64), 2, 0), 2, 1)[:h, :w] - 128 for c in (cb, cr)]
     yy = y.astype(np.int64)

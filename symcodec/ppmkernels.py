@@ -71,47 +71,59 @@ def _ctx(sym, p, y, x, slot, lev, off, gh, gw, ymap, xmap, nref, rsrc, rdy, rdx,
 @numba.njit(**_JIT)
 def encode_events(sym, off, gh, gw, ymap, xmap, nlev, nref, rsrc, rdy, rdx, dense_off, dense, ht, bits,
                   rinfo, ent, xent, sfreq, scum, k, starts, freqs):  # pragma: no cover
-    """Forward pass: (start, freq) of every coded event in decoding order; returns the event count."""
+    """Forward pass: (start, freq) of every coded event in decoding order; returns the event count.
+
+    The encoder knows every symbol up front, so it looks up all contexts' rows level by level first (the
+    lookups are independent, so their cache misses overlap), then walks each symbol's escape chain.
+    """
+    n = sym.shape[0]
+    for i in range(n):
+        if sym[i] < 0 or sym[i] >= k:
+            return -1
     ns = nlev.shape[0]
+    rows = np.full((MAX_LEVELS, n), -1, np.int64)
+    for p in range(gh.shape[0]):
+        slot = min(p, ns - 1)
+        for lev in range(nlev[slot]):
+            t = slot * 4 + lev
+            single = nref[slot, lev] == 1
+            for y in range(gh[p]):
+                for x in range(gw[p]):
+                    key = _ctx(sym, p, y, x, slot, lev, off, gh, gw, ymap, xmap, nref, rsrc, rdy, rdx, k)
+                    if key >= 0:
+                        rows[lev, off[p] + y * gw[p] + x] = _row(t, key, dense_off, dense, ht, bits, single)
     ne = 0
     for p in range(gh.shape[0]):
         slot = min(p, ns - 1)
-        for y in range(gh[p]):
-            for x in range(gw[p]):
-                s = sym[off[p] + y * gw[p] + x]
-                if s < 0 or s >= k:
-                    return -1
-                done = False
-                for lev in range(nlev[slot]):
-                    key = _ctx(sym, p, y, x, slot, lev, off, gh, gw, ymap, xmap, nref, rsrc, rdy, rdx, k)
-                    if key < 0:
-                        continue
-                    t = slot * 4 + lev
-                    r = _row(t, key, dense_off, dense, ht, bits, nref[slot, lev] == 1)
-                    if r < 0:
-                        continue
-                    lo = np.int64(rinfo[r, 0])
-                    hi = lo + rinfo[r, 1] - 1
-                    while lo < hi:  # the row's entries again, sorted by symbol: xent = (symbol, start, freq)
-                        mid = (lo + hi) >> 1
-                        if xent[mid, 0] < s:
-                            lo = mid + 1
-                        else:
-                            hi = mid
-                    if xent[lo, 0] == s:
-                        starts[ne] = xent[lo, 1]
-                        freqs[ne] = xent[lo, 2]
-                        ne += 1
-                        done = True
-                        break
-                    tot = np.int64(rinfo[r, 2])
-                    starts[ne] = tot
-                    freqs[ne] = TOTAL - tot
+        for i in range(off[p], off[p] + gh[p] * gw[p]):
+            s = sym[i]
+            done = False
+            for lev in range(nlev[slot]):
+                r = rows[lev, i]
+                if r < 0:
+                    continue
+                lo = np.int64(rinfo[r, 0])
+                hi = lo + rinfo[r, 1] - 1
+                while lo < hi:  # the row's entries again, sorted by symbol: xent = (symbol, start, freq)
+                    mid = (lo + hi) >> 1
+                    if xent[mid, 0] < s:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                if xent[lo, 0] == s:
+                    starts[ne] = xent[lo, 1]
+                    freqs[ne] = xent[lo, 2]
                     ne += 1
-                if not done:
-                    starts[ne] = scum[slot, s]
-                    freqs[ne] = sfreq[slot, s]
-                    ne += 1
+                    done = True
+                    break
+                tot = np.int64(rinfo[r, 2])
+                starts[ne] = tot
+                freqs[ne] = TOTAL - tot
+                ne += 1
+            if not done:
+                starts[ne] = scum[slot, s]
+                freqs[ne] = sfreq[slot, s]
+                ne += 1
     return ne
 
 

@@ -7,7 +7,7 @@ from PIL import Image
 
 import symcodec
 from symcodec import codec, container, patches
-from symcodec.colour import chroma_size, planes_to_rgb, rgb_to_planes
+from symcodec.colour import chroma_size, planes_to_rgb, planes_to_rgb_numpy, rgb_to_planes, rgb_to_planes_numpy
 from symcodec.errors import FormatError, UnsupportedModeError
 
 
@@ -30,6 +30,18 @@ def test_known_values_and_round_trip(cifar_images: np.ndarray) -> None:
     back = np.stack([planes_to_rgb(*rgb_to_planes(im)) for im in x])
     mse = np.mean((back.astype(float) - x) ** 2)
     assert 10 * np.log10(255**2 / mse) > 28  # only chroma subsampling is lost
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (3, 5), (7, 2), (32, 32), (33, 31), (40, 257)])
+def test_kernels_match_numpy_twins(h: int, w: int) -> None:
+    rng = np.random.default_rng(h * 1000 + w)
+    a = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    a[0, 0], a[-1, -1] = (255, 0, 255), (0, 255, 0)  # saturating chroma
+    for got, ref in zip(rgb_to_planes(a), rgb_to_planes_numpy(a)):
+        assert got.dtype == np.uint8 and np.array_equal(got, ref)
+    y = rng.integers(0, 256, (h, w), dtype=np.uint8)
+    cb, cr = (rng.integers(0, 256, chroma_size(h, w), dtype=np.uint8) for _ in range(2))
+    assert np.array_equal(planes_to_rgb(y, cb, cr), planes_to_rgb_numpy(y, cb, cr))
 
 
 @pytest.fixture(scope="module")

@@ -77,6 +77,20 @@ def triangle(steps: int, start: float = 0.2, end: float = 0.07, peak: float = 0.
     return np.interp(np.arange(steps + 1), [0, int(peak * steps), steps], [start, 1.0, end])
 
 
+class Lookahead:
+    """airbench's lookahead: every 5 steps the weights are pulled to, and replaced by, their running average."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.ema = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, decay: float) -> None:
+        state = model.state_dict()
+        for k, e in self.ema.items():
+            e.lerp_(state[k], 1 - decay)
+            state[k].copy_(e)
+
+
 def build(args: argparse.Namespace, hp: dict, x_train: torch.Tensor) -> models.Classifier:
     if args.init:
         model = models.load(args.init)
@@ -129,6 +143,7 @@ def main() -> None:
                     help="train on images purified with this codebook (comma-separated: a random one per image and step)")
     ap.add_argument("--mix-clean", action="store_true", help="with --purify: the unpurified images are one more version")
     ap.add_argument("--lr-scale", type=float, default=1.0, help="multiply the preset learning rate")
+    ap.add_argument("--lookahead", action="store_true", help="airbench's lookahead weight averaging (decay 0.95^5 x (t/T)^3)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=None, help="train on N evenly spaced images only (smoke runs)")
@@ -164,6 +179,9 @@ def main() -> None:
     sched = triangle(total)
     flips = torch.rand(n, generator=gen) < 0.5
     whiten_bias = getattr(model.net, "whiten", None)
+    hp["lookahead"] = args.lookahead
+    look = Lookahead(model) if args.lookahead else None
+    alpha = 0.95 ** 5 * (np.arange(total + 1) / max(total, 1)) ** 3
     step, t_train = 0, time.time()
     model.train()
     for epoch in range(math.ceil(args.epochs)):
@@ -190,12 +208,16 @@ def main() -> None:
             loss.backward()
             opt.step()
             step += 1
+            if look is not None and step % 5 == 0:
+                look.update(model, float(alpha[step]))
             correct += int((out.argmax(1) == y_train[idx]).sum())
             seen += len(idx)
             loss_sum += float(loss.detach()) * (1 if hp["airbench"] else len(idx))
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / max(seen, 1):.1f}")
         print(f"epoch {epoch + 1}: train loss {loss_sum / max(seen, 1):.4f} train acc {100 * correct / max(seen, 1):.2f}% "
               f"({time.time() - t_train:.0f}s)", file=sys.stderr, flush=True)
+    if look is not None:
+        look.update(model, 1.0)  # end on the averaged weights
     train_s = time.time() - t_train
     model.eval()
     xte, yte, _ = load_dataset(test_src)
