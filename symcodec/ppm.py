@@ -145,10 +145,6 @@ class PPMModel(EventCoder):
                 syms.append(tab.syms.astype(np.int64))
                 freqs.append(tab.freqs.astype(np.int64))
         cat = lambda a: np.concatenate(a) if a else np.zeros(0, np.int64)  # noqa: E731
-        self.dense_off, self.dense = dense_off, cat(dense).astype(np.int32)
-        hk, hr = cat(hkey), cat(hrow)
-        self.bits = max(4, int(2 * max(hk.size, 1) - 1).bit_length())
-        self.ht = kern.build_hash(cat(htab), hk, hr, self.bits)
         rlen = cat(rlen)
         esym, efreq = cat(syms), cat(freqs)
         rstart = np.concatenate([[0], np.cumsum(rlen)[:-1]]).astype(np.int64) if nrow else np.zeros(0, np.int64)
@@ -156,7 +152,15 @@ class PPMModel(EventCoder):
         csum = np.cumsum(efreq) - efreq
         ecum = csum - csum[rstart][row] if nrow else csum
         rtot = np.bincount(row, weights=efreq, minlength=nrow).astype(np.int64)
-        self.rinfo = np.ascontiguousarray(np.stack([rstart, rlen, rtot], 1).astype(np.int32).reshape(nrow, 3))
+        if esym.size >= 1 << 30:
+            raise FormatError("context model too large: over 2**30 entries")
+        # one int64 per row, read with the row lookup itself: entry start << 33 | length << 16 | total
+        info = (rstart << 33) | (rlen << 16) | rtot
+        d = cat(dense)
+        self.dense_off, self.dense = dense_off, np.where(d >= 0, info[np.maximum(d, 0)] if nrow else d, -1).astype(np.int64)
+        hk, hr = cat(hkey), cat(hrow)
+        self.bits = max(4, int(2 * max(hk.size, 1) - 1).bit_length())
+        self.ht = kern.build_hash(cat(htab), hk, info[hr] if nrow else hr, self.bits)
         self.ent = np.ascontiguousarray(np.stack([ecum, efreq, esym], 1).astype(np.uint16).reshape(-1, 3))
         key = row * k + esym
         perm = np.argsort(key, kind="stable")  # per row, the entries by symbol (for the encoder's binary search)
@@ -170,7 +174,7 @@ class PPMModel(EventCoder):
 
     def _tables(self) -> tuple:
         return (self.nlev, self.nref, self.rsrc, self.rdy, self.rdx, self.dense_off, self.dense, self.ht,
-                self.bits, self.rinfo, self.ent)
+                self.bits, self.ent)
 
     # -- serialisation --------------------------------------------------------------------
     def to_bytes(self) -> bytes:

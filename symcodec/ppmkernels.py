@@ -21,7 +21,7 @@ _HMUL = np.uint64(0x9E3779B97F4A7C15)
 
 @numba.njit(**_JIT)
 def build_hash(tabs, keys, rows, bits):  # pragma: no cover - compiled
-    """Open-addressing table of (table << 40 | key, row) pairs, key -1 = empty slot."""
+    """Open-addressing table of (table << 40 | key, row info) pairs, key -1 = empty slot."""
     size = 1 << bits
     ht = np.full((size, 2), -1, np.int64)
     mask = size - 1
@@ -37,7 +37,7 @@ def build_hash(tabs, keys, rows, bits):  # pragma: no cover - compiled
 
 @numba.njit(inline="always", **_JIT)
 def _row(t, key, dense_off, dense, ht, bits, single):  # pragma: no cover - compiled
-    """Row index of context `key` in table t, or -1."""
+    """Row info (entry start << 33 | length << 16 | total) of context `key` in table t, or -1."""
     if single:
         return np.int64(dense[dense_off[t] + key])
     k = (t << 40) | key
@@ -70,11 +70,12 @@ def _ctx(sym, p, y, x, slot, lev, off, gh, gw, ymap, xmap, nref, rsrc, rdy, rdx,
 
 @numba.njit(**_JIT)
 def encode_events(sym, off, gh, gw, ymap, xmap, nlev, nref, rsrc, rdy, rdx, dense_off, dense, ht, bits,
-                  rinfo, ent, xent, sfreq, scum, k, starts, freqs):  # pragma: no cover
+                  ent, xent, sfreq, scum, k, starts, freqs):  # pragma: no cover
     """Forward pass: (start, freq) of every coded event in decoding order; returns the event count.
 
-    The encoder knows every symbol up front, so it looks up all contexts' rows level by level first (the
-    lookups are independent, so their cache misses overlap), then walks each symbol's escape chain.
+    The encoder knows every symbol up front, so it looks up all contexts' rows level by level first,
+    touching every first hash probe slot in a loop of independent loads so their cache misses overlap,
+    then walks each symbol's escape chain.
     """
     n = sym.shape[0]
     for i in range(n):
@@ -82,16 +83,26 @@ def encode_events(sym, off, gh, gw, ymap, xmap, nlev, nref, rsrc, rdy, rdx, dens
             return -1
     ns = nlev.shape[0]
     rows = np.full((MAX_LEVELS, n), -1, np.int64)
+    keys = np.empty(n, np.int64)
+    touch = np.int64(0)
     for p in range(gh.shape[0]):
         slot = min(p, ns - 1)
+        o = off[p]
         for lev in range(nlev[slot]):
             t = slot * 4 + lev
             single = nref[slot, lev] == 1
             for y in range(gh[p]):
                 for x in range(gw[p]):
-                    key = _ctx(sym, p, y, x, slot, lev, off, gh, gw, ymap, xmap, nref, rsrc, rdy, rdx, k)
-                    if key >= 0:
-                        rows[lev, off[p] + y * gw[p] + x] = _row(t, key, dense_off, dense, ht, bits, single)
+                    keys[o + y * gw[p] + x] = _ctx(sym, p, y, x, slot, lev, off, gh, gw, ymap, xmap, nref, rsrc, rdy, rdx, k)
+            if not single:  # touch every first probe slot with independent loads, so the misses overlap
+                for i in range(o, o + gh[p] * gw[p]):
+                    kk = (t << 40) | keys[i]
+                    touch += ht[np.int64((np.uint64(kk) * _HMUL) >> np.uint64(64 - bits)), 0]
+            for i in range(o, o + gh[p] * gw[p]):
+                if keys[i] >= 0:
+                    rows[lev, i] = _row(t, keys[i], dense_off, dense, ht, bits, single)
+    if touch < -(1 << 62):  # never: keeps the touching loads from being optimised away
+        return -1
     ne = 0
     for p in range(gh.shape[0]):
         slot = min(p, ns - 1)
@@ -102,8 +113,8 @@ def encode_events(sym, off, gh, gw, ymap, xmap, nlev, nref, rsrc, rdy, rdx, dens
                 r = rows[lev, i]
                 if r < 0:
                     continue
-                lo = np.int64(rinfo[r, 0])
-                hi = lo + rinfo[r, 1] - 1
+                lo = r >> 33
+                hi = lo + ((r >> 16) & 0x1FFFF) - 1
                 while lo < hi:  # the row's entries again, sorted by symbol: xent = (symbol, start, freq)
                     mid = (lo + hi) >> 1
                     if xent[mid, 0] < s:
@@ -116,7 +127,7 @@ def encode_events(sym, off, gh, gw, ymap, xmap, nlev, nref, rsrc, rdy, rdx, dens
                     ne += 1
                     done = True
                     break
-                tot = np.int64(rinfo[r, 2])
+                tot = r & 0xFFFF
                 starts[ne] = tot
                 freqs[ne] = TOTAL - tot
                 ne += 1
@@ -129,30 +140,55 @@ def encode_events(sym, off, gh, gw, ymap, xmap, nlev, nref, rsrc, rdy, rdx, dens
 
 @numba.njit(**_JIT)
 def decode_all(words, state, off, gh, gw, ymap, xmap, nlev, nref, rsrc, rdy, rdx, dense_off, dense, ht, bits,
-               rinfo, ent, sfreq, scum, sdec, k, sym):  # pragma: no cover
+               ent, sfreq, scum, sdec, k, sym):  # pragma: no cover
     """Decode every symbol in order (words[0:2] hold the state); returns words used, or -1 on a bad stream."""
     x = np.int64(state)
     wi = 2
     nw = words.shape[0]
     mask = TOTAL - 1
     ns = nlev.shape[0]
+    pre = np.empty((MAX_LEVELS, np.max(gh * gw)), np.int64)
+    early = np.zeros(MAX_LEVELS, np.bool_)
+    touch = np.int64(0)
     for p in range(gh.shape[0]):
         slot = min(p, ns - 1)
+        npl = gh[p] * gw[p]
+        for lev in range(nlev[slot]):
+            # a hashed level whose context lies in earlier planes only: look its rows up for the whole
+            # plane now, with independent loads whose cache misses overlap
+            early[lev] = nref[slot, lev] > 1
+            for r in range(nref[slot, lev]):
+                early[lev] = early[lev] and rsrc[slot, lev, r] > 0
+            if not early[lev]:
+                continue
+            t = slot * 4 + lev
+            for i in range(npl):
+                key = _ctx(sym, p, i // gw[p], i % gw[p], slot, lev, off, gh, gw, ymap, xmap, nref, rsrc, rdy, rdx, k)
+                pre[lev, i] = key
+                if key >= 0:
+                    touch += ht[np.int64((np.uint64((t << 40) | key) * _HMUL) >> np.uint64(64 - bits)), 0]
+            for i in range(npl):
+                if pre[lev, i] >= 0:
+                    pre[lev, i] = _row(t, pre[lev, i], dense_off, dense, ht, bits, False)
+                    if pre[lev, i] >= 0:
+                        touch += ent[pre[lev, i] >> 33, 0]
         for y in range(gh[p]):
             for xg in range(gw[p]):
                 s = -1
                 for lev in range(nlev[slot]):
-                    key = _ctx(sym, p, y, xg, slot, lev, off, gh, gw, ymap, xmap, nref, rsrc, rdy, rdx, k)
-                    if key < 0:
-                        continue
-                    t = slot * 4 + lev
-                    r = _row(t, key, dense_off, dense, ht, bits, nref[slot, lev] == 1)
+                    if early[lev]:
+                        r = pre[lev, y * gw[p] + xg]
+                    else:
+                        key = _ctx(sym, p, y, xg, slot, lev, off, gh, gw, ymap, xmap, nref, rsrc, rdy, rdx, k)
+                        if key < 0:
+                            continue
+                        r = _row(slot * 4 + lev, key, dense_off, dense, ht, bits, nref[slot, lev] == 1)
                     if r < 0:
                         continue
                     sl = x & mask
-                    tot = np.int64(rinfo[r, 2])
+                    tot = r & 0xFFFF
                     if sl < tot:
-                        e = np.int64(rinfo[r, 0])
+                        e = r >> 33
                         while np.int64(ent[e, 0]) + np.int64(ent[e, 1]) <= sl:  # ent = (start, freq, symbol)
                             e += 1
                         s = np.int64(ent[e, 2])
@@ -176,7 +212,7 @@ def decode_all(words, state, off, gh, gw, ymap, xmap, nlev, nref, rsrc, rdy, rdx
                         x = (x << 16) | np.int64(words[wi])
                         wi += 1
                 sym[off[p] + y * gw[p] + xg] = s
-    if x != RANS_L:
+    if x != RANS_L or touch < -(1 << 62):  # (never the latter: keeps the touching loads)
         return -1
     return wi
 
