@@ -173,12 +173,18 @@ def encode(
         raise ImageTooLargeError(msg)
     planes = container.PLANES[mode]
     if cb.colour == 1:  # ycc420: Y, Cb, Cr planes (symcodec.colour), context model only
-        from .colour import rgb_to_planes
+        from .colour import rgb_to_planes, ycc_patches
 
         if planes != 3 or cb.context_model is None:
             msg = f"codebook {cb.name or cb.short_id} (ycc420) encodes RGB/RGBA images and needs a context model"
             raise UnsupportedModeError(msg)
-        syms: Any = quantize_planes(rgb_to_planes(a[:, :, :3]), cb, threads=threads)
+        if h * w * cb.dim > _STRIP_VALUES:
+            syms: Any = quantize_planes(rgb_to_planes(a[:, :, :3]), cb, threads=threads)
+        else:  # small images: colour conversion and patches in one kernel, one search
+            rows, grids = ycc_patches(a[:, :, :3], cb.patch)
+            idx = cb.searcher.nearest(rows, threads=threads)
+            bounds = np.cumsum([0] + [gh * gw for gh, gw in grids])
+            syms = [idx[o:e].reshape(g) for o, e, g in zip(bounds[:-1], bounds[1:], grids)]
     else:
         syms = quantize(a[:, :, :planes], cb, threads=threads)
     meta = {**meta, **{k: v for k, v in (("icc_profile", icc_profile), ("exif", exif), ("xmp", xmp)) if v is not None}}

@@ -56,6 +56,40 @@ def _to_rgb(y, cb, cr, out):  # pragma: no cover - compiled
             out[i, j, 2] = _clip(yy + ((116130 * u + 32768) >> 16))
 
 
+@numba.njit(inline="always", **_JIT)
+def _plane_patches(pl, p, out, o):  # pragma: no cover - compiled
+    """Edge-replicated p x p patches of a uint8 plane, /255, into rows o.. of out; returns the next row."""
+    h, w = pl.shape
+    gh, gw = -(-h // p), -(-w // p)
+    for gy in range(gh):
+        for gx in range(gw):
+            for dy in range(p):
+                y = min(gy * p + dy, h - 1)
+                for dx in range(p):
+                    out[o, dy * p + dx] = np.float32(pl[y, min(gx * p + dx, w - 1)]) / np.float32(255.0)
+            o += 1
+    return o
+
+
+@numba.njit(**_JIT)
+def _ycc_patches(a, p, y, cb, cr, out):  # pragma: no cover - compiled
+    _to_planes(a, y, cb, cr)
+    o = _plane_patches(y, p, out, 0)
+    o = _plane_patches(cb, p, out, o)
+    _plane_patches(cr, p, out, o)
+
+
+def ycc_patches(a: np.ndarray, p: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """(H, W, 3) uint8 RGB -> the p x p patches of its Y, Cb and Cr planes as float32 rows, and each plane's grid."""
+    h, w = a.shape[:2]
+    ch, cw = chroma_size(h, w)
+    grids = [(-(-hh // p), -(-ww // p)) for hh, ww in ((h, w), (ch, cw), (ch, cw))]
+    out = np.empty((sum(gh * gw for gh, gw in grids), p * p), np.float32)
+    y, cb, cr = np.empty((h, w), np.uint8), np.empty((ch, cw), np.uint8), np.empty((ch, cw), np.uint8)
+    _ycc_patches(np.ascontiguousarray(a, dtype=np.uint8), p, y, cb, cr, out)
+    return out, grids
+
+
 def rgb_to_planes(a: np.ndarray) -> list[np.ndarray]:
     """(H, W, 3) uint8 RGB -> [Y (H, W), Cb, Cr (ceil(H/2), ceil(W/2))], uint8."""
     h, w = a.shape[:2]

@@ -171,6 +171,7 @@ def patch_means(sym, table_mean, out):  # pragma: no cover - compiled
 
 CELL_BITS = 6
 _EMPTY = -1
+_TOUCH_NEVER = -(1 << 62)  # a sum of touched slots can never equal this: keeps the touching loads
 
 
 @numba.njit(**_JIT)
@@ -267,6 +268,12 @@ def cells_build(x, i0, cent, lut, bits, nbr, nbrd, table, used, cand, ncand):  #
 def cells_search(x, i0, cent, lut, bits, nbr, nbrd, table, cand, out):  # pragma: no cover
     """Exact nearest centroid from x[i0:] on; returns len(x), or the first row whose cell is not built."""
     nb = 1 << CELL_BITS
+    mask = table.shape[0] - 1
+    touch = np.int64(0)
+    for i in range(i0, x.shape[0]):  # touch every first probe slot: independent loads, overlapping misses
+        touch += table[((_cell_key(x, i, nb) * 2654435761) >> 16) & mask]
+    if touch == _TOUCH_NEVER:
+        return i0
     for i in range(i0, x.shape[0]):
         inside = True
         for k in range(4):
