@@ -236,6 +236,9 @@ class Codebook:
     @property
     def searcher(self) -> Any:
         """The exact nearest-centroid searcher (built on first use, about 0.5 s for K=2048)."""
+        s = self.__dict__.get("_searcher")
+        if s is not None:
+            return s
         with self._lock:
             if "_searcher" not in self.__dict__:
                 from .search import Searcher

@@ -183,8 +183,10 @@ def encode(
         else:  # small images: colour conversion and patches in one kernel, one search
             rows, grids = ycc_patches(a[:, :, :3], cb.patch)
             idx = cb.searcher.nearest(rows, threads=threads)
-            bounds = np.cumsum([0] + [gh * gw for gh, gw in grids])
-            syms = [idx[o:e].reshape(g) for o, e, g in zip(bounds[:-1], bounds[1:], grids)]
+            syms, o = [], 0
+            for gh, gw in grids:
+                syms.append(idx[o : o + gh * gw].reshape(gh, gw))
+                o += gh * gw
     else:
         syms = quantize(a[:, :, :planes], cb, threads=threads)
     meta = {**meta, **{k: v for k, v in (("icc_profile", icc_profile), ("exif", exif), ("xmp", xmp)) if v is not None}}

@@ -72,22 +72,26 @@ def _plane_patches(pl, p, out, o):  # pragma: no cover - compiled
 
 
 @numba.njit(**_JIT)
-def _ycc_patches(a, p, y, cb, cr, out):  # pragma: no cover - compiled
+def _ycc_patches(a, p):  # pragma: no cover - compiled
+    h, w = a.shape[0], a.shape[1]
+    ch, cw = (h + 1) // 2, (w + 1) // 2
+    y, cb, cr = np.empty((h, w), np.uint8), np.empty((ch, cw), np.uint8), np.empty((ch, cw), np.uint8)
     _to_planes(a, y, cb, cr)
+    ny = ((h + p - 1) // p) * ((w + p - 1) // p)
+    nc = ((ch + p - 1) // p) * ((cw + p - 1) // p)
+    out = np.empty((ny + 2 * nc, p * p), np.float32)
     o = _plane_patches(y, p, out, 0)
     o = _plane_patches(cb, p, out, o)
     _plane_patches(cr, p, out, o)
+    return out
 
 
 def ycc_patches(a: np.ndarray, p: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """(H, W, 3) uint8 RGB -> the p x p patches of its Y, Cb and Cr planes as float32 rows, and each plane's grid."""
     h, w = a.shape[:2]
-    ch, cw = chroma_size(h, w)
-    grids = [(-(-hh // p), -(-ww // p)) for hh, ww in ((h, w), (ch, cw), (ch, cw))]
-    out = np.empty((sum(gh * gw for gh, gw in grids), p * p), np.float32)
-    y, cb, cr = np.empty((h, w), np.uint8), np.empty((ch, cw), np.uint8), np.empty((ch, cw), np.uint8)
-    _ycc_patches(np.ascontiguousarray(a, dtype=np.uint8), p, y, cb, cr, out)
-    return out, grids
+    ch, cw = -(-h // 2), -(-w // 2)
+    grids = [(-(-h // p), -(-w // p))] + [(-(-ch // p), -(-cw // p))] * 2
+    return _ycc_patches(np.ascontiguousarray(a, dtype=np.uint8), p), grids
 
 
 def rgb_to_planes(a: np.ndarray) -> list[np.ndarray]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .rans import _encode as rans_encode
+
 _JIT = {"cache": True, "nogil": True, "boundscheck": False}
 
 PREC = 16
@@ -136,6 +138,23 @@ def encode_events(sym, off, gh, gw, ymap, xmap, nlev, nref, rsrc, rdy, rdx, dens
                 freqs[ne] = sfreq[slot, s]
                 ne += 1
     return ne
+
+
+@numba.njit(**_JIT)
+def encode_words(sym, off, gh, gw, ymap, xmap, nlev, nref, rsrc, rdy, rdx, dense_off, dense, ht, bits,
+                 ent, xent, sfreq, scum, k):  # pragma: no cover
+    """`encode_events` then rANS in one call: the stream's u16 words, padded to an even count (empty if a symbol is bad)."""
+    n = sym.shape[0] * (MAX_LEVELS + 1)
+    starts, freqs = np.empty(n, np.int64), np.empty(n, np.int64)
+    ne = encode_events(sym, off, gh, gw, ymap, xmap, nlev, nref, rsrc, rdy, rdx, dense_off, dense, ht, bits,
+                       ent, xent, sfreq, scum, k, starts, freqs)
+    if ne < 0:
+        return np.empty(0, np.uint16)
+    out = np.empty(ne + 3, np.uint16)
+    m = rans_encode(starts, freqs, ne, out)
+    res = np.zeros(m + (m & 1), np.uint16)
+    res[:m] = out[out.shape[0] - m :]
+    return res
 
 
 @numba.njit(**_JIT)

@@ -15,6 +15,7 @@ from symcodec.codebook import Codebook
 from symcodec.errors import DecodeError, FormatError, SymcodecError, UnknownChunkError
 from symcodec.ppm import Level, PPMModel, Table
 from symcodec.ppmtrain import mean_bits, train_ppm
+from symcodec.rans import EventCoder
 
 RGB3 = "cifar10-2x2-k2048-ppm"
 YCC3 = "cifar10-ycc420-k512-ppm"
@@ -37,6 +38,7 @@ def test_round_trip_and_length(small: tuple[Codebook, np.ndarray]) -> None:
     for i in range(40, 64):
         planes = [sym[i, c] for c in range(3)]
         data = m.encode(planes)
+        assert data == EventCoder.encode(m, planes)  # the fused kernel writes the events' rANS stream
         out = m.decode(data, [(16, 16)] * 3)
         assert all((a == b).all() for a, b in zip(out, planes))
         bits = m.code_length(planes)

@@ -141,7 +141,8 @@ def main() -> None:
     ap.add_argument("--init", default=None, help="start from these weights (fine-tuning)")
     ap.add_argument("--purify", default=None,
                     help="train on images purified with this codebook (comma-separated: a random one per image and step)")
-    ap.add_argument("--mix-clean", action="store_true", help="with --purify: the unpurified images are one more version")
+    ap.add_argument("--mix-clean", type=int, nargs="?", const=1, default=0, metavar="W",
+                    help="with --purify: the unpurified images are one more version (W: drawn W times as often)")
     ap.add_argument("--lr-scale", type=float, default=1.0, help="multiply the preset learning rate")
     ap.add_argument("--lookahead", action="store_true", help="airbench's lookahead weight averaging (decay 0.95^5 x (t/T)^3)")
     ap.add_argument("--seed", type=int, default=0)
@@ -163,11 +164,14 @@ def main() -> None:
     xtr, ytr, _ = load_dataset(train_src, args.limit)
     print(f"loaded {len(xtr)} training images in {time.time() - t0:.0f}s", file=sys.stderr)
     books = args.purify.split(",") if args.purify else []
-    versions = [xtr] if (args.mix_clean or not books) else []
-    for cb in books:
-        t1 = time.time()
-        versions.append(purify(xtr, cb))
-        print(f"purified with {cb} in {time.time() - t1:.0f}s", file=sys.stderr)
+    versions = [xtr] * max(args.mix_clean, 1) if (args.mix_clean or not books) else []
+    done: dict[str, np.ndarray] = {}
+    for cb in books:  # a codebook named twice is drawn twice as often (purified once)
+        if cb not in done:
+            t1 = time.time()
+            done[cb] = purify(xtr, cb)
+            print(f"purified with {cb} in {time.time() - t1:.0f}s", file=sys.stderr)
+        versions.append(done[cb])
     x_all = torch.from_numpy(np.stack(versions)).permute(0, 1, 4, 2, 3).contiguous()  # (V, N, C, H, W)
     x_train = x_all[0]
     y_train = torch.from_numpy(ytr)
@@ -222,7 +226,7 @@ def main() -> None:
     model.eval()
     xte, yte, _ = load_dataset(test_src)
     acc = {"clean": accuracy(model, xte, yte)}
-    for cb in books:
+    for cb in dict.fromkeys(books):
         acc[f"purified {cb}"] = accuracy(model, purify(xte, cb), yte)
     print("test accuracy:", json.dumps(acc), file=sys.stderr)
     cmd = "python tools/train_classifier.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -238,7 +242,9 @@ def main() -> None:
             f"- Data: {dataset} `{Path(train_src).name}` ({n} images)"
             + (f", every image purified with codebook `{args.purify}`" if len(books) == 1 and not args.mix_clean else "")
             + (f", each image at each step drawn at random from {len(x_all)} versions: "
-               + ", ".join((["clean"] if args.mix_clean else []) + [f"purified with `{b}`" for b in books])
+               + ", ".join((["clean" + (f" (x{args.mix_clean})" if args.mix_clean > 1 else "")] if args.mix_clean else [])
+                           + [f"purified with `{b}`" + (f" (x{books.count(b)})" if books.count(b) > 1 else "")
+                              for b in dict.fromkeys(books)])
                if len(x_all) > 1 else "")
             + (f"; fine-tuned from `{args.init}`" if args.init else ""),
             f"- Recipe: {json.dumps(hp)}; {args.epochs} epochs, seed {args.seed}, {train_s / 60:.1f} min on "
