@@ -166,37 +166,38 @@ def decode_all(words, state, off, gh, gw, ymap, xmap, nlev, nref, rsrc, rdy, rdx
     nw = words.shape[0]
     mask = TOTAL - 1
     ns = nlev.shape[0]
-    pre = np.empty((MAX_LEVELS, np.max(gh * gw)), np.int64)
+    pre = np.empty((MAX_LEVELS, np.max(gw)), np.int64)
     early = np.zeros(MAX_LEVELS, np.bool_)
     touch = np.int64(0)
     for p in range(gh.shape[0]):
         slot = min(p, ns - 1)
-        npl = gh[p] * gw[p]
         for lev in range(nlev[slot]):
-            # a hashed level whose context lies in earlier planes only: look its rows up for the whole
-            # plane now, with independent loads whose cache misses overlap
-            early[lev] = nref[slot, lev] > 1
+            # a level whose context lies in earlier planes or rows only: its rows for a whole row of symbols
+            # are looked up before that row is decoded, with independent loads whose cache misses overlap
+            early[lev] = nref[slot, lev] > 0
             for r in range(nref[slot, lev]):
-                early[lev] = early[lev] and rsrc[slot, lev, r] > 0
-            if not early[lev]:
-                continue
-            t = slot * 4 + lev
-            for i in range(npl):
-                key = _ctx(sym, p, i // gw[p], i % gw[p], slot, lev, off, gh, gw, ymap, xmap, nref, rsrc, rdy, rdx, k)
-                pre[lev, i] = key
-                if key >= 0:
-                    touch += ht[np.int64((np.uint64((t << 40) | key) * _HMUL) >> np.uint64(64 - bits)), 0]
-            for i in range(npl):
-                if pre[lev, i] >= 0:
-                    pre[lev, i] = _row(t, pre[lev, i], dense_off, dense, ht, bits, False)
-                    if pre[lev, i] >= 0:
-                        touch += ent[pre[lev, i] >> 33, 0]
+                early[lev] = early[lev] and (rsrc[slot, lev, r] > 0 or rdy[slot, lev, r] < 0)
         for y in range(gh[p]):
+            for lev in range(nlev[slot]):
+                if not early[lev]:
+                    continue
+                t = slot * 4 + lev
+                single = nref[slot, lev] == 1
+                for xg in range(gw[p]):
+                    key = _ctx(sym, p, y, xg, slot, lev, off, gh, gw, ymap, xmap, nref, rsrc, rdy, rdx, k)
+                    pre[lev, xg] = key
+                    if key >= 0 and not single:
+                        touch += ht[np.int64((np.uint64((t << 40) | key) * _HMUL) >> np.uint64(64 - bits)), 0]
+                for xg in range(gw[p]):
+                    if pre[lev, xg] >= 0:
+                        pre[lev, xg] = _row(t, pre[lev, xg], dense_off, dense, ht, bits, single)
+                        if pre[lev, xg] >= 0:
+                            touch += ent[pre[lev, xg] >> 33, 0]
             for xg in range(gw[p]):
                 s = -1
                 for lev in range(nlev[slot]):
                     if early[lev]:
-                        r = pre[lev, y * gw[p] + xg]
+                        r = pre[lev, xg]
                     else:
                         key = _ctx(sym, p, y, xg, slot, lev, off, gh, gw, ymap, xmap, nref, rsrc, rdy, rdx, k)
                         if key < 0:
