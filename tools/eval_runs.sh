@@ -8,13 +8,13 @@ D=../shared/datasets
 Q=10,30,50,75,90
 case "${1:-all}" in
   cifar10)  # the seed's table (K=128..2048) beside JPEG and WebP, clean-trained and reconstruction-trained nets
-    $SC eval $D/cifar10-jpeg/test.tar -m cifar10-airnet -m cifar10-airnet-sym \
+    $SC eval $D/cifar10-jpeg/test.tar -m cifar10-airnet2 -m cifar10-airnet2-sym \
         --codec sym:cifar10-2x2-k128,cifar10-2x2-k256,cifar10-2x2-k512,cifar10-2x2-k1024,cifar10-2x2-k2048 \
         --codec sym:cifar10-ycc420-k512,cifar10-ycc420-k1024,cifar10-2x2-k2048-ctx \
         --codec jpeg:$Q --codec webp:$Q \
         --json results/cifar10/eval.json --plot results/cifar10/eval.png ;;
   cifar10-issue7)  # entropy model 3 codebooks (same centroids as ycc420-k512 and k2048)
-    $SC eval $D/cifar10-jpeg/test.tar -m cifar10-airnet -m cifar10-airnet-sym -m cifar10-airnet-ycc512 \
+    $SC eval $D/cifar10-jpeg/test.tar -m cifar10-airnet2 -m cifar10-airnet2-sym \
         --codec sym:cifar10-ycc420-k512-ppm,cifar10-2x2-k2048-ppm \
         --json results/cifar10/eval-issue7.json --plot results/cifar10/eval-issue7.png ;;
   mnist)
