@@ -215,7 +215,7 @@ def eval_cmd(dataset: str, models: tuple[str, ...], codecs: tuple[str, ...], lim
 
     \b
     Example:
-      symcodec eval cifar10-jpeg/test.tar -m cifar10-airnet --codec sym:cifar10-2x2-k256,cifar10-2x2-k2048 \\
+      symcodec eval cifar10-jpeg/test.tar -m cifar10-airnet2 --codec sym:cifar10-2x2-k256,cifar10-2x2-k2048 \\
           --codec jpeg:10,30,50,75,90 --codec webp:10,30,50,75,90 --json r.json --plot r.png
     """
     from .evaluate import run_and_save, summary
