@@ -38,19 +38,20 @@ def quantize(x: np.ndarray, codebook: Codebook | str | None = None, threads: int
     return sym[0] if single else sym
 
 
-def quantize_planes(planes: list[np.ndarray], codebook: Codebook | str | None = None, threads: int = 1) -> list[np.ndarray]:
-    """Symbols of differently sized uint8 planes (ycc420's Y, Cb, Cr): one (gh, gw) int32 grid each.
+def quantize_ycc(a: np.ndarray, codebook: Codebook | str | None = None, threads: int = 1) -> list[np.ndarray]:
+    """Symbols of an (H, W, 3) uint8 RGB image under a ycc420 codebook: the Y, Cb and Cr (gh, gw) int32 grids.
 
-    Small images go through one nearest-centroid search for all planes; large ones plane by plane in strips.
+    Small images: colour conversion and patches in one kernel, one search; large ones plane by plane in strips.
     """
+    from .colour import rgb_to_planes, ycc_patches
+
     cb = registry.get(codebook)
-    if sum(pl.size for pl in planes) * cb.dim > _STRIP_VALUES:
-        return [quantize(pl, cb, threads=threads)[0] for pl in planes]
-    pts = [patches.extract(pl[None, :, :, None], cb.patch).reshape(-1, cb.dim) for pl in planes]
-    idx = cb.searcher.nearest(np.concatenate(pts), threads=threads)
+    if a.shape[0] * a.shape[1] * cb.dim > _STRIP_VALUES:
+        return [quantize(pl, cb, threads=threads)[0] for pl in rgb_to_planes(a)]
+    rows, grids = ycc_patches(a, cb.patch)
+    idx = cb.searcher.nearest(rows, threads=threads)
     out, o = [], 0
-    for pl in planes:
-        gh, gw = patches.grid(pl.shape[0], pl.shape[1], cb.patch)
+    for gh, gw in grids:
         out.append(idx[o : o + gh * gw].reshape(gh, gw))
         o += gh * gw
     return out
@@ -173,20 +174,10 @@ def encode(
         raise ImageTooLargeError(msg)
     planes = container.PLANES[mode]
     if cb.colour == 1:  # ycc420: Y, Cb, Cr planes (symcodec.colour), context model only
-        from .colour import rgb_to_planes, ycc_patches
-
         if planes != 3 or cb.context_model is None:
             msg = f"codebook {cb.name or cb.short_id} (ycc420) encodes RGB/RGBA images and needs a context model"
             raise UnsupportedModeError(msg)
-        if h * w * cb.dim > _STRIP_VALUES:
-            syms: Any = quantize_planes(rgb_to_planes(a[:, :, :3]), cb, threads=threads)
-        else:  # small images: colour conversion and patches in one kernel, one search
-            rows, grids = ycc_patches(a[:, :, :3], cb.patch)
-            idx = cb.searcher.nearest(rows, threads=threads)
-            syms, o = [], 0
-            for gh, gw in grids:
-                syms.append(idx[o : o + gh * gw].reshape(gh, gw))
-                o += gh * gw
+        syms: Any = quantize_ycc(a[:, :, :3], cb, threads=threads)
     else:
         syms = quantize(a[:, :, :planes], cb, threads=threads)
     meta = {**meta, **{k: v for k, v in (("icc_profile", icc_profile), ("exif", exif), ("xmp", xmp)) if v is not None}}

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .patches import grid
+
 _JIT = {"cache": True, "nogil": True, "boundscheck": False}
 
 
@@ -89,8 +91,7 @@ def _ycc_patches(a, p):  # pragma: no cover - compiled
 def ycc_patches(a: np.ndarray, p: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """(H, W, 3) uint8 RGB -> the p x p patches of its Y, Cb and Cr planes as float32 rows, and each plane's grid."""
     h, w = a.shape[:2]
-    ch, cw = -(-h // 2), -(-w // 2)
-    grids = [(-(-h // p), -(-w // p))] + [(-(-ch // p), -(-cw // p))] * 2
+    grids = [grid(h, w, p)] + [grid(*chroma_size(h, w), p)] * 2
     return _ycc_patches(np.ascontiguousarray(a, dtype=np.uint8), p), grids
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .kernels import _TOUCH_NEVER
 from .rans import _encode as rans_encode
 
 _JIT = {"cache": True, "nogil": True, "boundscheck": False}
@@ -103,7 +104,7 @@ def encode_events(sym, off, gh, gw, ymap, xmap, nlev, nref, rsrc, rdy, rdx, dens
             for i in range(o, o + gh[p] * gw[p]):
                 if keys[i] >= 0:
                     rows[lev, i] = _row(t, keys[i], dense_off, dense, ht, bits, single)
-    if touch < -(1 << 62):  # never: keeps the touching loads from being optimised away
+    if touch == _TOUCH_NEVER:  # never: keeps the touching loads from being optimised away
         return -1
     ne = 0
     for p in range(gh.shape[0]):
@@ -232,7 +233,7 @@ def decode_all(words, state, off, gh, gw, ymap, xmap, nlev, nref, rsrc, rdy, rdx
                         x = (x << 16) | np.int64(words[wi])
                         wi += 1
                 sym[off[p] + y * gw[p] + xg] = s
-    if x != RANS_L or touch < -(1 << 62):  # (never the latter: keeps the touching loads)
+    if x != RANS_L or touch == _TOUCH_NEVER:  # (never the latter: keeps the touching loads)
         return -1
     return wi
 
