@@ -8,7 +8,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from . import container, patches, registry
+from . import container, patches, plans, registry
 from .codebook import Codebook
 from .container import Header, SymFile
 from .errors import CodebookError, FormatError, ModeConversionWarning, UnsupportedModeError
@@ -177,6 +177,10 @@ def encode(
         if planes != 3 or cb.context_model is None:
             msg = f"codebook {cb.name or cb.short_id} (ycc420) encodes RGB/RGBA images and needs a context model"
             raise UnsupportedModeError(msg)
+    if not (embed_codebook or text or icc_profile or exif or xmp or meta) and a.shape[2] == planes:
+        # the common case: one call per kernel, the container framed once per shape (symcodec.plans)
+        return plans.encoder(cb, w, h, mode).encode(a, threads)
+    if cb.colour == 1:
         syms: Any = quantize_ycc(a[:, :, :3], cb, threads=threads)
     else:
         syms = quantize(a[:, :, :planes], cb, threads=threads)
@@ -265,6 +269,10 @@ def ycc_pixels(f: SymFile, cb: Codebook, sym: list[np.ndarray]) -> np.ndarray:
 
 def decode(data: bytes | BinaryIO | str | os.PathLike[str], codebook: Codebook | str | None = None) -> np.ndarray:
     """Decode `.sym` bytes (or a path) to uint8 pixels: (H,W) for L, (H,W,C) otherwise."""
+    if isinstance(data, bytes):
+        out = plans.decode(data, codebook)  # the common layout (HEAD, SDAT, SEND), a cached per-shape plan
+        if out is not None:
+            return out
     f = read(data)
     cb = codebook_for(f, codebook)
     hdr = f.header

@@ -88,6 +88,36 @@ def _ycc_patches(a, p):  # pragma: no cover - compiled
     return out
 
 
+@numba.njit(inline="always", **_JIT)
+def _plane_gather(sym, o, table, p, pl):  # pragma: no cover - compiled
+    """Tile the centroids of symbols sym[o:] (one plane's grid, row-major) into plane pl, cropping the padding."""
+    h, w = pl.shape
+    gw = (w + p - 1) // p
+    for y in range(h):
+        row = o + (y // p) * gw
+        dy = (y % p) * p
+        for x in range(w):
+            pl[y, x] = table[sym[row + x // p], dy + x % p]
+    return o + ((h + p - 1) // p) * gw
+
+
+@numba.njit(**_JIT)
+def _ycc_pixels(sym, table, p, h, w):  # pragma: no cover - compiled
+    ch, cw = (h + 1) // 2, (w + 1) // 2
+    y, cb, cr = np.empty((h, w), np.uint8), np.empty((ch, cw), np.uint8), np.empty((ch, cw), np.uint8)
+    o = _plane_gather(sym, 0, table, p, y)
+    o = _plane_gather(sym, o, table, p, cb)
+    _plane_gather(sym, o, table, p, cr)
+    out = np.empty((h, w, 3), np.uint8)
+    _to_rgb(y, cb, cr, out)
+    return out
+
+
+def ycc_pixels(sym: np.ndarray, table_u8: np.ndarray, p: int, h: int, w: int) -> np.ndarray:
+    """(H, W, 3) uint8 RGB from the Y, Cb, Cr symbols of a colour-1 image, one flat array in plane order."""
+    return _ycc_pixels(np.ascontiguousarray(sym, dtype=np.int32), np.ascontiguousarray(table_u8), p, h, w)
+
+
 def ycc_patches(a: np.ndarray, p: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """(H, W, 3) uint8 RGB -> the p x p patches of its Y, Cb and Cr planes as float32 rows, and each plane's grid."""
     h, w = a.shape[:2]

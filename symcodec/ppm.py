@@ -272,8 +272,11 @@ class PPMModel(EventCoder):
 
     def encode(self, planes: Sequence[np.ndarray]) -> bytes:
         """rANS-code planes (each (gh, gw), coded in order): the same bytes as `EventCoder.encode`, in one kernel call."""
-        geo = geometry([p.shape for p in planes])
         sym = np.concatenate([np.asarray(p).ravel() for p in planes]).astype(np.int64, copy=False)
+        return self.encode_flat(sym, geometry([p.shape for p in planes]))
+
+    def encode_flat(self, sym: np.ndarray, geo: tuple[np.ndarray, ...]) -> bytes:
+        """`encode` of the planes already concatenated (int32 or int64), given their `geometry`."""
         words = kern.encode_words(sym, *geo, *self._args, self.xent, self.sfreq, self.scum, self.k)
         if words.size == 0:
             raise ValueError(f"symbols outside 0..{self.k - 1}")
@@ -281,16 +284,21 @@ class PPMModel(EventCoder):
 
     def decode(self, data: bytes | memoryview, shapes: Sequence[tuple[int, int]]) -> list[np.ndarray]:
         """Decode planes of the given grid shapes from a stream written by `encode`."""
+        geo = geometry(shapes)
+        sym = self.decode_flat(data, geo)
+        return [sym[o : o + h * w].reshape(h, w) for o, h, w in zip(*geo[:3])]
+
+    def decode_flat(self, data: bytes | memoryview, geo: tuple[np.ndarray, ...]) -> np.ndarray:
+        """`decode` into one flat int32 array (the planes one after another), given their `geometry`."""
         words, state = stream_words(data)
         if state < kern.RANS_L:
             raise DecodeError("corrupt symbol stream: bad initial state")
-        geo = geometry(shapes)
-        off, gh, gw = geo[:3]
+        gh, gw = geo[1], geo[2]
         sym = np.empty(int((gh * gw).sum()), np.int32)
         used = kern.decode_all(words, state, *geo, *self._args, self.sfreq, self.scum, self.sdec, self.k, sym)
         if used < 0 or not (used == words.size or (used == words.size - 1 and words[-1] == 0)):
             raise DecodeError("corrupt symbol stream: it does not decode to exactly the symbols HEAD declares")
-        return [sym[o : o + h * w].reshape(h, w) for o, h, w in zip(off, gh, gw)]
+        return sym
 
 
 __all__ = ["PPM", "Level", "PPMModel", "Table", "geometry"]

@@ -174,8 +174,9 @@ def decode_all(words, state, off, gh, gw, ymap, xmap, nlev, nref, rsrc, rdy, rdx
         slot = min(p, ns - 1)
         for lev in range(nlev[slot]):
             # a level whose context lies in earlier planes or rows only: its rows for a whole row of symbols
-            # are looked up before that row is decoded, with independent loads whose cache misses overlap
-            early[lev] = nref[slot, lev] > 0
+            # are looked up before that row is decoded, with independent loads whose cache misses overlap;
+            # only while every level before it is such a level too (after a late level most lookups are wasted)
+            early[lev] = nref[slot, lev] > 0 and (lev == 0 or early[lev - 1])
             for r in range(nref[slot, lev]):
                 early[lev] = early[lev] and (rsrc[slot, lev, r] > 0 or rdy[slot, lev, r] < 0)
         for y in range(gh[p]):

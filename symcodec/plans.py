@@ -1,0 +1,180 @@
+"""Per-shape plans for the common case of `encode` and `decode`: one image, no metadata, no alpha.
+
+Small images (a CIFAR tile codes in ~0.1 ms) spend as much time in Python around the kernels as in
+them: building the container, checking the header, splitting and restacking planes. A plan does that
+work once per (codebook, image shape): it holds the framed HEAD, the plane geometry and the checks
+already passed, so each image costs the kernels plus a few lines. The bytes are the same as those of
+`codec.assemble` and the general reader (tests/test_plans.py); any file outside the common layout
+(HEAD, SDAT, SEND with good CRCs) or any plan that fails to build goes to the general path, which
+raises the errors.
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+from typing import Any
+
+import numpy as np
+
+from . import chunks, container, patches, registry
+from .codebook import Codebook
+from .errors import SymcodecError
+
+_MAX_PLANS = 256
+_U32 = struct.Struct("<I")
+_SDAT_CRC = zlib.crc32(b"SDAT")
+_SEND = chunks.pack_chunk(chunks.END, b"")
+_PRE = len(container.SIGNATURE) + 4  # signature, major, minor, reserved
+_HEAD_AT = _PRE + 8
+_SDAT_AT = _HEAD_AT + container._HEAD.size + 4
+
+
+class _Plan:
+    """What one (codebook, mode, width, height) needs: header bytes, plane grids and model geometry."""
+
+    def __init__(self, cb: Codebook, hdr: container.Header) -> None:
+        self.cb, self.hdr = cb, hdr
+        self.grids = hdr.plane_grids
+        self.n = hdr.symbols
+        ctx = cb.context_model
+        self.model = ctx if ctx is not None else cb.model
+        self.ppm = getattr(self.model, "model_id", 0) == 3 and hasattr(self.model, "encode_flat")
+        if self.ppm:
+            from .ppm import geometry
+
+            self.geo = geometry(self.grids)
+        self.prefix = (container.SIGNATURE + struct.pack("<BBH", hdr.major, container.MINOR, 0)
+                       + chunks.pack_chunk(b"HEAD", hdr.pack()))
+        self.small_ycc = cb.colour == 1 and hdr.width * hdr.height * cb.dim <= (1 << 24)
+
+    # -- encoding ---------------------------------------------------------------------------------------
+    def symbols(self, a: np.ndarray, threads: int = 1) -> Any:
+        """Symbols of an (H, W, planes) uint8 image: flat int32 for model 3, else what the model's encode takes."""
+        from .codec import quantize, quantize_ycc
+
+        cb = self.cb
+        if not self.ppm:  # what codec.assemble hands the model
+            if cb.colour == 1:
+                return quantize_ycc(a, cb, threads=threads)
+            syms = quantize(a, cb, threads=threads)
+            return syms if cb.context_model is None else list(syms)
+        if self.small_ycc:
+            from .colour import _ycc_patches
+
+            return cb.searcher.nearest(_ycc_patches(a, cb.patch), threads=threads)
+        if cb.colour == 1:
+            return np.concatenate([s.ravel() for s in quantize_ycc(a, cb, threads=threads)])
+        return quantize(a, cb, threads=threads).ravel()
+
+    def encode(self, a: np.ndarray, threads: int = 1) -> bytes:
+        """The `.sym` bytes of an image matching this plan."""
+        syms = self.symbols(a, threads)
+        payload = self.model.encode_flat(syms, self.geo) if self.ppm else self.model.encode(syms)
+        if len(payload) > chunks.MAX_CHUNK:
+            return self.prefix + chunks.pack_chunk(b"SDAT", payload) + _SEND  # raises the general error
+        return b"".join((self.prefix, _U32.pack(len(payload)), b"SDAT", payload,
+                         _U32.pack(zlib.crc32(payload, _SDAT_CRC)), _SEND))
+
+    # -- decoding ---------------------------------------------------------------------------------------
+    def decode(self, payload: bytes) -> np.ndarray:
+        """Pixels from a verified SDAT payload: (H, W) for L, (H, W, 3) for RGB."""
+        cb, hdr = self.cb, self.hdr
+        if self.ppm:
+            flat = self.model.decode_flat(payload, self.geo)
+        else:
+            from .codec import decode_symbols
+
+            s = decode_symbols(container.SymFile(hdr, payload), cb)
+            flat = np.concatenate([np.asarray(x).ravel() for x in s]) if hdr.colour == 1 else np.asarray(s).ravel()
+        if hdr.colour == 1:
+            from .colour import ycc_pixels
+
+            return ycc_pixels(flat, cb.table_u8, cb.patch, hdr.height, hdr.width)
+        gh, gw = self.grids[0]
+        out = patches.tile(flat.reshape(1, hdr.planes, gh, gw), cb.table_u8, cb.patch, hdr.height, hdr.width)[0]
+        return out[:, :, 0] if hdr.mode == "L" else out
+
+
+_ENC: dict[tuple[int, int, int, str], _Plan] = {}
+_DEC: dict[tuple[int, bytes, int], _Plan] = {}
+
+
+def _remember(cache: dict, key: Any, plan: _Plan) -> _Plan:
+    if len(cache) >= _MAX_PLANS:
+        cache.clear()
+    cache[key] = plan
+    return plan
+
+
+def encoder(cb: Codebook, width: int, height: int, mode: str) -> _Plan:
+    """The (cached) plan that encodes images of this size and mode (L or RGB) with cb."""
+    key = (id(cb), width, height, mode)
+    plan = _ENC.get(key)
+    if plan is None or plan.cb is not cb:
+        ctx = cb.context_model
+        model_id = (ctx if ctx is not None else cb.model).model_id
+        n = sum(h * w for h, w in container.Header(width, height, mode, cb.patch, cb.colour, 0, 0, b"", 0).plane_grids)
+        hdr = container.Header(width, height, mode, cb.patch, cb.colour, model_id, cb.k, cb.id, n)
+        plan = _remember(_ENC, key, _Plan(cb, hdr))
+    return plan
+
+
+def decode(data: bytes, codebook: Codebook | str | None = None) -> np.ndarray | None:
+    """Pixels of a `.sym` file laid out as HEAD, SDAT, SEND (no metadata, codebook or alpha), else None."""
+    b = data
+    if len(b) < _SDAT_AT + 8 or b[: len(container.SIGNATURE)] != container.SIGNATURE:
+        return None
+    major = b[len(container.SIGNATURE)]
+    if major not in (container.MAJOR, container.MAJOR_V2, container.MAJOR_V3):
+        return None
+    hl, ht = _U32.unpack_from(b, _PRE)[0], b[_PRE + 4 : _HEAD_AT]
+    if ht != b"HEAD" or hl != container._HEAD.size:
+        return None
+    head = b[_HEAD_AT : _HEAD_AT + hl]
+    if zlib.crc32(head, zlib.crc32(b"HEAD")) != _U32.unpack_from(b, _HEAD_AT + hl)[0]:
+        return None
+    (sl,) = _U32.unpack_from(b, _SDAT_AT)
+    o = _SDAT_AT + 8
+    if b[_SDAT_AT + 4 : o] != b"SDAT" or len(b) < o + sl + 4 + len(_SEND) or sl % 4:
+        return None
+    payload = b[o : o + sl]
+    if zlib.crc32(payload, _SDAT_CRC) != _U32.unpack_from(b, o + sl)[0] or b[o + sl + 4 : o + sl + 4 + len(_SEND)] != _SEND:
+        return None
+    try:
+        cb = _codebook(head, codebook)
+        key = (id(cb), head, major)
+        plan = _DEC.get(key)
+        if plan is None or plan.cb is not cb:
+            plan = _remember(_DEC, key, _decoder(cb, head, major))
+    except SymcodecError:
+        return None  # the general reader raises the error, in its own order of checks
+    return plan.decode(payload)
+
+
+def _codebook(head: bytes, codebook: Codebook | str | None) -> Codebook:
+    cid = head[16:48]
+    if isinstance(codebook, Codebook):
+        cb = codebook
+    elif codebook is None:
+        cb = registry.by_id(cid)
+    else:
+        cb = registry.get(codebook)
+    if cb.id != cid:
+        raise SymcodecError("codebook does not match")
+    return cb
+
+
+def _decoder(cb: Codebook, head: bytes, major: int) -> _Plan:
+    hdr = container.Header.unpack(head, None, major)
+    if hdr.mode not in ("L", "RGB") or cb.k != hdr.k or cb.patch != hdr.patch or cb.colour != hdr.colour:
+        raise SymcodecError("not a plain image for this codebook")
+    ctx = cb.context_model
+    if not (hdr.model_id == cb.model.model_id or (ctx is not None and ctx.model_id == hdr.model_id)):
+        raise SymcodecError("entropy model not supported")
+    plan = _Plan(cb, hdr)
+    if plan.model.model_id != hdr.model_id:  # a model-1 file read with a context-model codebook
+        plan.model, plan.ppm = cb.model, False
+    return plan
+
+
+__all__ = ["decode", "encoder"]
