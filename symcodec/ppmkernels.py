@@ -117,13 +117,11 @@ def encode_events(sym, off, gh, gw, ymap, xmap, nlev, nref, rsrc, rdy, rdx, dens
                 if r < 0:
                     continue
                 lo = r >> 33
-                hi = lo + ((r >> 16) & 0x1FFFF) - 1
-                while lo < hi:  # the row's entries again, sorted by symbol: xent = (symbol, start, freq)
-                    mid = (lo + hi) >> 1
-                    if xent[mid, 0] < s:
-                        lo = mid + 1
-                    else:
-                        hi = mid
+                ln = (r >> 16) & 0x1FFFF
+                while ln > 1:  # the row's entries again, sorted by symbol (xent = symbol, start, freq): the last
+                    half = ln >> 1  # entry <= s, by a branch-free search (a select, not a mispredicted branch)
+                    lo = lo + half if xent[lo + half, 0] <= s else lo
+                    ln -= half
                 if xent[lo, 0] == s:
                     starts[ne] = xent[lo, 1]
                     freqs[ne] = xent[lo, 2]
