@@ -67,9 +67,9 @@ case "${1:-all}" in
     N=300 "$0" cifar-random-v1 8/255,4/255 eps8-4
     N=300 "$0" mnist-v1 0.3,0.2,0.1 all
     N=1000 "$0" mnist 0.3 eps0.3
-    N=1000 "$0" mnist 0.1 eps0.1 ;;
+    N=1000 "$0" mnist 0.1 eps0.1
+    N=1000 "$0" mnist 0.2 eps0.2 ;;
   next)  # planned, not finished on the shared CPU yet (partial state files resume)
-    N=1000 "$0" mnist 0.2 eps0.2
     N=1000 "$0" cifar-adaptive 2/255 eps2
     N=1000 "$0" cifar-adaptive 4/255 eps4-airnet
     N=1000 "$0" cifar-adaptive 8/255 eps8-airnet
