@@ -25,7 +25,7 @@ demo: install  ## convert CIFAR-10 test JPEGs to .sym, then compression ratio vs
 	@mkdir -p $(DEMO)
 	$(VENV)/bin/symcodec codebooks
 	$(VENV)/bin/symcodec convert $(CIFAR) $(DEMO)/cifar10-test-sym.tar -j 2
-	$(VENV)/bin/symcodec eval $(CIFAR) -m cifar10-airnet2 -m cifar10-airnet2-sym --limit 1000 \
+	$(VENV)/bin/symcodec eval $(CIFAR) -m cifar10-airnet3 -m cifar10-airnet2-sym --limit 1000 \
 	  --codec sym:cifar10-2x2-k256,cifar10-2x2-k2048,cifar10-2x2-k2048-ppm,cifar10-ycc420-k512-ppm \
 	  --codec jpeg:30,50,75,90 --codec webp:30,50,75,90 --json $(DEMO)/eval.json --plot $(DEMO)/eval.png
 	@echo "plot: $(DEMO)/eval.png   results: $(DEMO)/eval.json"
