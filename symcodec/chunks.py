@@ -51,9 +51,14 @@ def pack_chunk(ctype: bytes, data: bytes) -> bytes:
     return struct.pack("<I", len(data)) + ctype + data + struct.pack("<I", crc)
 
 
+def pack_preamble(signature: bytes, major: int, minor: int) -> bytes:
+    """Signature, then major and minor version and a reserved u16 (what `read_preamble` reads)."""
+    return signature + struct.pack("<BBH", major, minor, 0)
+
+
 def pack_file(signature: bytes, major: int, minor: int, chunks: list[tuple[bytes, bytes]]) -> bytes:
     """Signature, version and chunks, followed by the empty end chunk."""
-    parts = [signature, struct.pack("<BBH", major, minor, 0)]
+    parts = [pack_preamble(signature, major, minor)]
     parts += [pack_chunk(t, d) for t, d in chunks]
     parts.append(pack_chunk(END, b""))
     return b"".join(parts)

@@ -180,12 +180,20 @@ def encode(
     if not (embed_codebook or text or icc_profile or exif or xmp or meta) and a.shape[2] == planes:
         # the common case: one call per kernel, the container framed once per shape (symcodec.plans)
         return plans.encoder(cb, w, h, mode).encode(a, threads)
-    if cb.colour == 1:
-        syms: Any = quantize_ycc(a[:, :, :3], cb, threads=threads)
-    else:
-        syms = quantize(a[:, :, :planes], cb, threads=threads)
+    syms = symbols(a[:, :, :planes], cb, threads)
     meta = {**meta, **{k: v for k, v in (("icc_profile", icc_profile), ("exif", exif), ("xmp", xmp)) if v is not None}}
     return assemble(cb, a, mode, syms, meta, embed_codebook=embed_codebook, text=text)
+
+
+def symbols(a: np.ndarray, cb: Codebook, threads: int = 1) -> Any:
+    """What `payload` codes for an (H, W, planes) uint8 image: Y, Cb, Cr grids for ycc420, else (P, gh, gw) int32."""
+    return quantize_ycc(a, cb, threads=threads) if cb.colour == 1 else quantize(a, cb, threads=threads)
+
+
+def payload(cb: Codebook, syms: Any) -> bytes:
+    """The SDAT payload of `symbols`: the codebook's context model if it has one, else its static table."""
+    ctx = cb.context_model
+    return ctx.encode(list(syms)) if ctx is not None else cb.model.encode(syms)
 
 
 def assemble(
@@ -208,7 +216,7 @@ def assemble(
     n_sym = sum(int(x.size) for x in syms)
     model = ctx if ctx is not None else cb.model
     hdr = Header(w, h, mode, cb.patch, cb.colour, model.model_id, cb.k, cb.id, n_sym)
-    f = SymFile(hdr, payload=ctx.encode(list(syms)) if ctx is not None else cb.model.encode(syms))
+    f = SymFile(hdr, payload=payload(cb, syms))
     if planes < a.shape[2]:
         f.alpha = zlib.compress(np.ascontiguousarray(a[:, :, planes]).tobytes(), 9)
     if embed_codebook:
@@ -256,15 +264,20 @@ def decode_symbols(f: SymFile, cb: Codebook) -> np.ndarray:
     return cb.model.decode(f.payload or b"", hdr.symbols).reshape(hdr.planes, gh, gw)
 
 
-def ycc_pixels(f: SymFile, cb: Codebook, sym: list[np.ndarray]) -> np.ndarray:
-    """(H, W, 3) uint8 RGB from the decoded Y, Cb, Cr symbol planes of a colour-1 file (formats/sym-v2.md section 3)."""
-    from .colour import chroma_size, planes_to_rgb
+def pixels(hdr: Header, cb: Codebook, sym: Any) -> np.ndarray:
+    """(H, W, planes) uint8 pixels, no alpha, from decoded symbols (per plane, or flat in plane order)."""
+    if hdr.colour == 1:  # ycc420 (formats/sym-v2.md section 3): gather and colour conversion in one kernel
+        from .colour import ycc_pixels as ycc
 
-    hdr = f.header
-    ch, cw = chroma_size(hdr.height, hdr.width)
-    pl = [patches.tile(s[None, None], cb.table_u8, cb.patch, hh, ww)[0, :, :, 0]
-          for s, (hh, ww) in zip(sym, [(hdr.height, hdr.width), (ch, cw), (ch, cw)])]
-    return planes_to_rgb(*pl)
+        flat = np.concatenate([np.ravel(x) for x in sym]) if isinstance(sym, list) else sym
+        return ycc(flat, cb.table_u8, cb.patch, hdr.height, hdr.width)
+    gh, gw = hdr.grid
+    return patches.tile(np.reshape(sym, (1, hdr.planes, gh, gw)), cb.table_u8, cb.patch, hdr.height, hdr.width)[0]
+
+
+def ycc_pixels(f: SymFile, cb: Codebook, sym: list[np.ndarray]) -> np.ndarray:
+    """(H, W, 3) uint8 RGB from the decoded Y, Cb, Cr symbol planes of a colour-1 file."""
+    return pixels(f.header, cb, sym)
 
 
 def decode(data: bytes | BinaryIO | str | os.PathLike[str], codebook: Codebook | str | None = None) -> np.ndarray:
@@ -276,11 +289,7 @@ def decode(data: bytes | BinaryIO | str | os.PathLike[str], codebook: Codebook |
     f = read(data)
     cb = codebook_for(f, codebook)
     hdr = f.header
-    sym = decode_symbols(f, cb)
-    if hdr.colour == 1:
-        out = ycc_pixels(f, cb, sym)
-    else:
-        out = patches.tile(sym[None], cb.table_u8, cb.patch, hdr.height, hdr.width)[0]
+    out = pixels(hdr, cb, decode_symbols(f, cb))
     if f.alpha is not None:
         out = np.concatenate([out, f.alpha_plane()[:, :, None]], axis=2)
     return out[:, :, 0] if hdr.mode == "L" else out

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import struct
 import zlib
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from . import chunks, container, patches, registry
+from . import chunks, container, registry
 from .codebook import Codebook
 from .errors import SymcodecError
 
@@ -32,33 +33,25 @@ _SDAT_AT = _HEAD_AT + container._HEAD.size + 4
 class _Plan:
     """What one (codebook, mode, width, height) needs: header bytes, plane grids and model geometry."""
 
-    def __init__(self, cb: Codebook, hdr: container.Header) -> None:
-        self.cb, self.hdr = cb, hdr
-        self.grids = hdr.plane_grids
-        self.n = hdr.symbols
-        ctx = cb.context_model
-        self.model = ctx if ctx is not None else cb.model
-        self.ppm = getattr(self.model, "model_id", 0) == 3 and hasattr(self.model, "encode_flat")
+    def __init__(self, cb: Codebook, hdr: container.Header, model: Any) -> None:
+        self.cb, self.hdr, self.model = cb, hdr, model
+        self.ppm = model.model_id == 3  # entropy model 3 codes the planes as one flat array (PPMModel.*_flat)
         if self.ppm:
             from .ppm import geometry
 
-            self.geo = geometry(self.grids)
-        self.prefix = (container.SIGNATURE + struct.pack("<BBH", hdr.major, container.MINOR, 0)
-                       + chunks.pack_chunk(b"HEAD", hdr.pack()))
+            self.geo = geometry(hdr.plane_grids)
+        self.prefix = chunks.pack_preamble(container.SIGNATURE, hdr.major, container.MINOR) + chunks.pack_chunk(b"HEAD", hdr.pack())
         self.small_ycc = cb.colour == 1 and hdr.width * hdr.height * cb.dim <= (1 << 24)
 
     # -- encoding ---------------------------------------------------------------------------------------
     def symbols(self, a: np.ndarray, threads: int = 1) -> Any:
-        """Symbols of an (H, W, planes) uint8 image: flat int32 for model 3, else what the model's encode takes."""
-        from .codec import quantize, quantize_ycc
+        """Symbols of an (H, W, planes) uint8 image: flat int32 for model 3, else as `codec.symbols`."""
+        from .codec import quantize, quantize_ycc, symbols
 
         cb = self.cb
-        if not self.ppm:  # what codec.assemble hands the model
-            if cb.colour == 1:
-                return quantize_ycc(a, cb, threads=threads)
-            syms = quantize(a, cb, threads=threads)
-            return syms if cb.context_model is None else list(syms)
-        if self.small_ycc:
+        if not self.ppm:
+            return symbols(a, cb, threads)
+        if self.small_ycc:  # colour conversion and patches in one kernel, one search, no per-plane arrays
             from .colour import _ycc_patches
 
             return cb.searcher.nearest(_ycc_patches(a, cb.patch), threads=threads)
@@ -68,30 +61,20 @@ class _Plan:
 
     def encode(self, a: np.ndarray, threads: int = 1) -> bytes:
         """The `.sym` bytes of an image matching this plan."""
+        from .codec import payload
+
         syms = self.symbols(a, threads)
-        payload = self.model.encode_flat(syms, self.geo) if self.ppm else self.model.encode(syms)
-        if len(payload) > chunks.MAX_CHUNK:
-            return self.prefix + chunks.pack_chunk(b"SDAT", payload) + _SEND  # raises the general error
-        return b"".join((self.prefix, _U32.pack(len(payload)), b"SDAT", payload,
-                         _U32.pack(zlib.crc32(payload, _SDAT_CRC)), _SEND))
+        data = self.model.encode_flat(syms, self.geo) if self.ppm else payload(self.cb, syms)
+        return b"".join((self.prefix, chunks.pack_chunk(b"SDAT", data), _SEND))
 
     # -- decoding ---------------------------------------------------------------------------------------
     def decode(self, payload: bytes) -> np.ndarray:
         """Pixels from a verified SDAT payload: (H, W) for L, (H, W, 3) for RGB."""
-        cb, hdr = self.cb, self.hdr
-        if self.ppm:
-            flat = self.model.decode_flat(payload, self.geo)
-        else:
-            from .codec import decode_symbols
+        from .codec import decode_symbols, pixels
 
-            s = decode_symbols(container.SymFile(hdr, payload), cb)
-            flat = np.concatenate([np.asarray(x).ravel() for x in s]) if hdr.colour == 1 else np.asarray(s).ravel()
-        if hdr.colour == 1:
-            from .colour import ycc_pixels
-
-            return ycc_pixels(flat, cb.table_u8, cb.patch, hdr.height, hdr.width)
-        gh, gw = self.grids[0]
-        out = patches.tile(flat.reshape(1, hdr.planes, gh, gw), cb.table_u8, cb.patch, hdr.height, hdr.width)[0]
+        hdr = self.hdr
+        sym = self.model.decode_flat(payload, self.geo) if self.ppm else decode_symbols(container.SymFile(hdr, payload), self.cb)
+        out = pixels(hdr, self.cb, sym)
         return out[:, :, 0] if hdr.mode == "L" else out
 
 
@@ -111,11 +94,10 @@ def encoder(cb: Codebook, width: int, height: int, mode: str) -> _Plan:
     key = (id(cb), width, height, mode)
     plan = _ENC.get(key)
     if plan is None or plan.cb is not cb:
-        ctx = cb.context_model
-        model_id = (ctx if ctx is not None else cb.model).model_id
-        n = sum(h * w for h, w in container.Header(width, height, mode, cb.patch, cb.colour, 0, 0, b"", 0).plane_grids)
-        hdr = container.Header(width, height, mode, cb.patch, cb.colour, model_id, cb.k, cb.id, n)
-        plan = _remember(_ENC, key, _Plan(cb, hdr))
+        model = cb.context_model if cb.context_model is not None else cb.model
+        hdr = container.Header(width, height, mode, cb.patch, cb.colour, model.model_id, cb.k, cb.id, 0)
+        hdr = replace(hdr, symbols=sum(h * w for h, w in hdr.plane_grids))
+        plan = _remember(_ENC, key, _Plan(cb, hdr, model))
     return plan
 
 
@@ -169,12 +151,11 @@ def _decoder(cb: Codebook, head: bytes, major: int) -> _Plan:
     if hdr.mode not in ("L", "RGB") or cb.k != hdr.k or cb.patch != hdr.patch or cb.colour != hdr.colour:
         raise SymcodecError("not a plain image for this codebook")
     ctx = cb.context_model
-    if not (hdr.model_id == cb.model.model_id or (ctx is not None and ctx.model_id == hdr.model_id)):
-        raise SymcodecError("entropy model not supported")
-    plan = _Plan(cb, hdr)
-    if plan.model.model_id != hdr.model_id:  # a model-1 file read with a context-model codebook
-        plan.model, plan.ppm = cb.model, False
-    return plan
+    if ctx is not None and ctx.model_id == hdr.model_id:
+        return _Plan(cb, hdr, ctx)
+    if hdr.model_id == cb.model.model_id:  # also a model-1 file read with a context-model codebook
+        return _Plan(cb, hdr, cb.model)
+    raise SymcodecError("entropy model not supported")
 
 
 __all__ = ["decode", "encoder"]

@@ -109,3 +109,18 @@ def test_pillow_opens_ycc_files(ycc, cifar_images, tmp_path) -> None:
     with Image.open(path) as im:
         im.draft("RGB", (16, 16))
         assert im.size == (16, 16) and np.asarray(im).shape == (16, 16, 3)
+
+
+@pytest.mark.parametrize("h,w,p", [(1, 1, 2), (3, 5, 2), (33, 31, 2), (40, 57, 4)])
+def test_ycc_pixels_kernel_matches_numpy(h: int, w: int, p: int) -> None:
+    """The fused gather + colour kernel equals tiling each plane and converting with the numpy twins."""
+    from symcodec.colour import ycc_pixels
+    from symcodec.patches import grid, tile_numpy
+
+    rng = np.random.default_rng(h * 100 + w)
+    table = rng.integers(0, 256, (50, p * p), dtype=np.uint8)
+    sizes = [(h, w)] + [chroma_size(h, w)] * 2
+    syms = [rng.integers(0, 50, grid(hh, ww, p), dtype=np.int32) for hh, ww in sizes]
+    ref = [tile_numpy(s[None, None], table, p, hh, ww)[0, :, :, 0] for s, (hh, ww) in zip(syms, sizes)]
+    got = ycc_pixels(np.concatenate([s.ravel() for s in syms]), table, p, h, w)
+    assert np.array_equal(got, planes_to_rgb_numpy(*ref))
