@@ -73,7 +73,7 @@ def test_shipped_cifar_accuracy(cifar_test_tar) -> None:
     torch.set_num_threads(2)
     x, y, _ = load_dataset(cifar_test_tar, limit=500)  # evenly spaced: all 10 classes
     assert len(np.unique(y)) == 10
-    for name, floor in (("cifar10-airnet3", 88.0), ("cifar10-airnet2", 87.0), ("cifar10-clean", 83.0)):  # cards: 90.57, 89.73, 85.22 on all 10k
+    for name, floor in (("cifar10-airnet3", 88.0), ("cifar10-airnet2", 87.0), ("cifar10-clean", 83.0)):  # cards: 90.62, 89.73, 85.22 on all 10k
         acc = (models.predict(models.load(name), x) == y).mean() * 100
         assert acc >= floor, (name, acc)
 
