@@ -241,15 +241,16 @@ def eval_cmd(dataset: str, models: tuple[str, ...], codecs: tuple[str, ...], lim
 @click.option("--json", "json_out", default=None, help="Write the result JSON here.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--threads", default=1, show_default=True, help="torch/faiss threads (1 is fastest on a shared 2-core box).")
+@click.option("--device", default="cpu", show_default=True, help="torch device for models, attacks and the VQ search (cpu, cuda).")
 def robustness(dataset: str, model: str, defenses: tuple[str, ...], attacks: str, eps: str, limit: int | None,
                surrogate: str | None, draws: int, batch: int, early_stop: bool, state: str | None, json_out: str | None,
-               seed: int, threads: int) -> None:
+               seed: int, threads: int, device: str) -> None:
     """Robust accuracy of purification defenses under Linf attacks (per-example worst case, resumable)."""
     from .attacks.report import robustness as run, table
 
     res = run(dataset, model, list(defenses), [a.replace(";", ",") for a in attacks.split("+") if a], eps, limit=limit,
               surrogate=surrogate, draws=draws, batch=batch, early_stop=early_stop, state=state, json_out=json_out,
-              seed=seed, threads=threads)
+              seed=seed, threads=threads, device=device)
     click.echo(table(res))
 
 

@@ -19,6 +19,7 @@ from torch import nn
 from .errors import SymcodecError
 
 _SOFT_NEIGHBOURS = 32  # centroids entering the soft surrogate (the rest carry ~0 weight at useful T)
+_TORCH_CELLS = 1 << 26  # distance-matrix entries per chunk of the torch search (256 MiB of float32)
 
 
 def _patches(x: torch.Tensor, p: int) -> tuple[torch.Tensor, tuple[int, ...]]:
@@ -91,6 +92,28 @@ def _knn_kernel(x, cent, c0, nbr, nbrd, out):  # pragma: no cover - compiled
                 _offer(x, i, cent, c, best, out)
 
 
+def torch_distances(flat: torch.Tensor, cent: torch.Tensor) -> torch.Tensor:
+    """Squared L2 distances (P, K), summed in the codec's order (float32, no FMA), on flat's device."""
+    t = flat[:, None, 0] - cent[None, :, 0]
+    d = t * t
+    for q in range(1, flat.shape[1]):
+        t = flat[:, None, q] - cent[None, :, q]
+        d += t * t
+    return d
+
+
+def torch_knn(flat: torch.Tensor, cent: torch.Tensor, k: int) -> torch.Tensor:
+    """Ids (P, k) of the k nearest centroids by brute force on the tensors' device; column 0 ties to the lowest id."""
+    out = torch.empty((len(flat), k), dtype=torch.int64, device=flat.device)
+    step = max(1, _TORCH_CELLS // len(cent))
+    for s in range(0, len(flat), step):
+        d = torch_distances(flat[s : s + step], cent)
+        if k > 1:
+            out[s : s + step] = torch.topk(d, k, dim=1, largest=False, sorted=True).indices
+        out[s : s + step, 0] = torch.argmin(d, dim=1)  # first minimum: the codec's tie rule
+    return out
+
+
 class Purifier(nn.Module):
     """Base class: `transform` is the exact (non-differentiable) map; forward adds the straight-through path."""
 
@@ -146,7 +169,7 @@ class JPEGPurifier(Purifier):
             im.save(buf, format="JPEG", quality=self.quality)
             dec = np.asarray(Image.open(io.BytesIO(buf.getvalue())))
             out[i] = dec[:, :, None] if dec.ndim == 2 else dec
-        return torch.from_numpy(out).permute(0, 3, 1, 2).to(x.dtype).div(255)
+        return torch.from_numpy(out).permute(0, 3, 1, 2).to(x.device, x.dtype).div(255)
 
 
 class VQPurifier(Purifier):
@@ -155,10 +178,12 @@ class VQPurifier(Purifier):
     rlevel=None: nearest centroid. rlevel=r: each patch independently takes one of its r+1 nearest
     centroids uniformly at random (SymDNN's `randomize=True, rlevel=r, rbalance=True`).
     backward='ste' (identity) or 'soft' (softmax(-d^2/T) over the nearest centroids, T=temperature).
+    search='auto' uses the codec's exact searcher (numba, CPU) for CPU tensors and a brute-force torch
+    search on the tensors' device (a GPU) otherwise; 'codec' or 'torch' force one.
     """
 
     def __init__(self, codebook: Any, rlevel: int | None = None, backward: str = "ste",
-                 temperature: float | None = None, seed: int = 0) -> None:
+                 temperature: float | None = None, seed: int = 0, search: str = "auto") -> None:
         super().__init__()
         from . import registry
 
@@ -169,15 +194,26 @@ class VQPurifier(Purifier):
         if backward not in ("ste", "soft"):
             raise SymcodecError(f"unknown backward pass {backward!r} (expected 'ste' or 'soft')")
         self.backward_mode = backward
+        if search not in ("auto", "codec", "torch"):
+            raise SymcodecError(f"unknown search {search!r} (expected 'auto', 'codec' or 'torch')")
+        self.search = search
         self.register_buffer("centroids", torch.from_numpy(self.cb.centroids.copy()))
         self.temperature = float(temperature) if temperature is not None else self.default_temperature()
         self.generator = torch.Generator().manual_seed(seed)
         self.frozen: torch.Tensor | None = None  # fixed ranks (C,gh,gw) per patch position when frozen
 
     def default_temperature(self) -> float:
-        """Half the mean squared distance from a centroid to its nearest other centroid."""
-        d = self.cb.searcher.nbrd[:, 1].astype(np.float64) ** 2
-        return float(d.mean() / 2)
+        """Half the mean squared distance from a centroid to its nearest other centroid (exact, float64)."""
+        c = self.cb.centroids.astype(np.float64)
+        best = np.full(len(c), np.inf)
+        for s in range(0, len(c), 256):
+            d = ((c[s : s + 256, None, :] - c[None, :, :]) ** 2).sum(-1)
+            d[np.arange(len(d)), np.arange(s, s + len(d))] = np.inf
+            best[s : s + 256] = d.min(1)
+        return float(best.mean() / 2)
+
+    def _on_torch(self, x: torch.Tensor) -> bool:
+        return self.search == "torch" or (self.search == "auto" and x.device.type != "cpu")
 
     def nearest(self, flat: np.ndarray) -> np.ndarray:
         """Exact nearest centroid, the codec's answer (numba searcher), as int64."""
@@ -201,15 +237,24 @@ class VQPurifier(Purifier):
         """Uniform ranks in 0..rlevel from this purifier's generator."""
         return torch.randint(0, int(self.rlevel or 0) + 1, shape, generator=self.generator)
 
+    def knn_ids(self, flat: torch.Tensor, k: int) -> torch.Tensor:
+        """`knn` for a (P, d) tensor, on the tensor's device (torch search there, or the codec's on CPU)."""
+        k = min(k, self.cb.k)
+        if self._on_torch(flat):
+            return torch_knn(flat.detach().float(), self.centroids.to(flat.device), k)
+        flat_np = flat.detach().float().cpu().numpy()
+        ids = self.nearest(flat_np)[:, None] if k == 1 else self.knn(flat_np, k)
+        return torch.from_numpy(ids).to(flat.device)
+
     def symbols(self, x: torch.Tensor) -> torch.Tensor:
-        """Chosen centroid id per patch, (N,C,gh,gw) int64."""
-        pt, _ = _patches(x.detach().float().cpu(), self.p)
-        flat = pt.reshape(-1, self.p * self.p).numpy()
+        """Chosen centroid id per patch, (N,C,gh,gw) int64, on x's device."""
+        pt, _ = _patches(x.detach().float(), self.p)
+        flat = pt.reshape(-1, self.p * self.p)
         if not self.randomized:
-            return torch.from_numpy(self.nearest(flat)).reshape(pt.shape[:4])
-        ids = torch.from_numpy(self.knn(flat, int(self.rlevel) + 1))
+            return self.knn_ids(flat, 1)[:, 0].reshape(pt.shape[:4])
+        ids = self.knn_ids(flat, int(self.rlevel) + 1)
         ranks = self.frozen.expand(pt.shape[:4]) if self.frozen is not None else self.draw_ranks(pt.shape[:4])
-        return ids.gather(1, ranks.reshape(-1, 1).to(torch.int64))[:, 0].reshape(pt.shape[:4])
+        return ids.gather(1, ranks.reshape(-1, 1).to(torch.int64).to(ids.device))[:, 0].reshape(pt.shape[:4])
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         pt, shape = _patches(x, self.p)
@@ -220,7 +265,7 @@ class VQPurifier(Purifier):
         """Differentiable surrogate: softmax-weighted mean of the nearest centroids of each patch."""
         pt, shape = _patches(x, self.p)
         flat = pt.reshape(-1, self.p * self.p)
-        ids = torch.from_numpy(self.knn(flat.detach().cpu().numpy(), _SOFT_NEIGHBOURS))
+        ids = self.knn_ids(flat, _SOFT_NEIGHBOURS)
         cand = self.centroids[ids]  # (P, m, d)
         d2 = ((flat[:, None, :] - cand) ** 2).sum(-1)
         w = torch.softmax(-d2 / self.temperature, dim=1)
@@ -254,7 +299,7 @@ class Defended(nn.Module):
 
 
 def make_purifier(spec: str, seed: int = 0) -> Purifier:
-    """Purifier from a spec: none | sym:CODEBOOK[,random=R][,backward=ste|soft][,T=F] | jpeg:Q | bits:B."""
+    """Purifier from a spec: none | sym:CODEBOOK[,random=R][,backward=ste|soft][,T=F][,search=S] | jpeg:Q | bits:B."""
     kind, _, arg = spec.partition(":")
     if kind == "none":
         return Identity()
@@ -272,10 +317,11 @@ def make_purifier(spec: str, seed: int = 0) -> Purifier:
             if not eq:
                 raise SymcodecError(f"bad defense option {s!r} in {spec!r} (expected key=value)")
             opts[key.strip()] = val.strip()
-        unknown = set(opts) - {"random", "backward", "T"}
+        unknown = set(opts) - {"random", "backward", "T", "search"}
         if unknown:
             raise SymcodecError(f"unknown defense option(s) {sorted(unknown)} in {spec!r}")
         r = int(opts["random"]) if "random" in opts else None
         t = float(opts["T"]) if "T" in opts else None
-        return VQPurifier(parts[0], rlevel=r, backward=opts.get("backward", "ste"), temperature=t, seed=seed)
+        return VQPurifier(parts[0], rlevel=r, backward=opts.get("backward", "ste"), temperature=t, seed=seed,
+                          search=opts.get("search", "auto"))
     raise SymcodecError(f"unknown defense {spec!r} (expected none, sym:CODEBOOK[,random=R], jpeg:Q or bits:B)")

@@ -115,3 +115,22 @@ def test_make_purifier_specs_and_errors() -> None:
     for bad in ("sym:", "sym:x,random", f"sym:{CB},colour=1", "blur:3", f"sym:{CB},backward=x"):
         with pytest.raises(SymcodecError):
             make_purifier(bad)
+
+
+def test_torch_search_matches_the_codec_searcher(imgs) -> None:
+    """The brute-force torch search (the GPU path) gives the codec's nearest centroid, ties included."""
+    from symcodec.defense import _patches
+
+    codec, brute = VQPurifier(CB, search="codec"), VQPurifier(CB, search="torch")
+    x = torch.cat([imgs, torch.rand(4, 3, 32, 32), torch.round(torch.rand(4, 3, 32, 32) * 4) / 4])
+    assert torch.equal(codec.symbols(x), brute.symbols(x))
+    flat = _patches(imgs[:4], 2)[0].reshape(-1, 4)
+    a, b = codec.knn_ids(flat, 26), brute.knn_ids(flat, 26)
+    assert torch.equal(a[:, 0], b[:, 0]) and torch.equal(a.sort(1).values, b.sort(1).values)
+    ra, rb = VQPurifier(CB, rlevel=25, seed=4, search="codec"), VQPurifier(CB, rlevel=25, seed=4, search="torch")
+    assert torch.equal(ra(imgs), rb(imgs))  # same CPU random stream, same candidate lists
+    sa, sb = VQPurifier(CB, backward="soft", search="codec"), VQPurifier(CB, backward="soft", search="torch")
+    torch.testing.assert_close(sa.soft(imgs), sb.soft(imgs))
+    assert make_purifier(f"sym:{CB},search=torch").search == "torch"
+    with pytest.raises(SymcodecError):
+        VQPurifier(CB, search="gpu")

@@ -5,12 +5,14 @@
 #                             cifar-seed-model EPS TAG | mnist EPS TAG | cifar-adaptive-v1 | cifar-random-v1 | mnist-v1]
 # The *-v1 modes are the earlier protocol (cifar10-clean, 2 PGD restarts, no APGD-CE/T, EOT-10, no MNIST surrogate)
 # behind the older committed JSONs; `all` reruns exactly the committed results, `next` the planned runs not yet done.
-# (N=images, default 500; each run resumes from results/robustness/state/TAG.state)
+# (N=images, default 500; each run resumes from results/robustness/state/TAG.state; DEFS="--defense ..." overrides
+#  a mode's defense list, EXTRA="--device cuda --batch 500" adds options: tools/robustness_gpu.sh runs parts that way;
+#  TM, ADAPT, RAND_ADAPT and SEED_ATTACKS override attack lists, for smoke tests only)
 set -u
 cd "$(dirname "$0")/.."
 SC=${SC:-.venv/bin/symcodec}
 CB=cifar10-2x2-k2048
-R=results/robustness
+R=${R_DIR:-results/robustness}
 S=${STATE_DIR:-$R/state}
 MODEL=${CIFAR_MODEL:-cifar10-airnet2}
 SEED_MODEL=${SEED_MODEL:-seed-cifar10}
@@ -19,11 +21,14 @@ MNIST_MODEL=${MNIST_MODEL:-mnist-clean}
 MNIST_SURR=${MNIST_SURROGATE:-mnist-surrogate}
 N=${N:-500}
 mkdir -p $S
-run() { echo "== $(date -u +%H:%M:%S) $*" >&2; "$SC" robustness "$@" || echo "FAILED: $*" >&2; }
-TM='model-pgd:steps=10+transfer:steps=10'
+EXTRA=${EXTRA:-}
+run() { echo "== $(date -u +%H:%M:%S) $* $EXTRA" >&2; "$SC" robustness "$@" $EXTRA || { echo "FAILED: $*" >&2; return 1; }; }
+TM=${TM:-'model-pgd:steps=10+transfer:steps=10'}
 # white-box attacks in the order run (each only on the examples every earlier one failed to break); eot-pgd runs on
 # randomized purifiers only, pgd-soft on VQ ones, reachable on the deterministic VQ; cw-l2 (unbounded L2) once per defense
-ADAPT='fgsm+pgd+apgd-ce+apgd-dlr+apgd-t:targets=3+pgd-soft+reachable+square'
+ADAPT=${ADAPT:-'fgsm+pgd+apgd-ce+apgd-dlr+apgd-t:targets=3+pgd-soft+reachable+square'}
+RAND_ADAPT=${RAND_ADAPT:-'pgd:restarts=1+eot-pgd:steps=30;eot=20'}
+SEED_ATTACKS=${SEED_ATTACKS:-'seed-bpda+pgd:restarts=1+eot-pgd:steps=30;eot=20'}
 ADAPT_V1='fgsm+pgd:restarts=2+apgd-dlr+pgd-soft+reachable+square:queries=500'
 MNIST_V1='fgsm+pgd:restarts=2+apgd-dlr+pgd-soft+reachable+eot-pgd:steps=30;eot=10+square:queries=500'
 MNIST_ADAPT='fgsm+pgd+eot-pgd:steps=30;eot=20+apgd-ce+apgd-dlr+apgd-t:targets=3+pgd-soft+reachable+square+cw-l2'
@@ -33,16 +38,16 @@ case "${1:-all}" in
         --attack 'seed-bpda+pgd:restarts=1+eot-pgd:steps=30;eot=10' --eps 4/255,8/255 --limit 200 --no-early-stop \
         --json $R/cifar10-seed-vs-adaptive.json --state $S/cifar10-seed-vs-adaptive.state ;;
   cifar-adaptive)  # threat models 1 and 2 (standalone, first), then white-box adaptive attacks on the survivors
-    run cifar10 --model $MODEL --surrogate $SURR --defense none --defense sym:$CB --defense bits:5 --defense jpeg:50 \
-        --defense jpeg:75 --attack "$TM+$ADAPT${4:++$4}" --eps "$2" --limit $N \
+    run cifar10 --model $MODEL --surrogate $SURR ${DEFS:---defense none --defense sym:$CB --defense bits:5 --defense jpeg:50 \
+        --defense jpeg:75} --attack "$TM+$ADAPT${4:++$4}" --eps "$2" --limit $N \
         --json $R/cifar10-$3.json --state $S/cifar10-$3.state ;;
   cifar-random)  # the randomized purifier: threat models 1 and 2, then STE PGD, then EOT-20 PGD on the survivors
-    run cifar10 --model $MODEL --surrogate $SURR --defense sym:$CB,random=25 \
-        --attack "$TM+pgd:restarts=1+eot-pgd:steps=30;eot=20" --eps "$2" --limit $N \
+    run cifar10 --model $MODEL --surrogate $SURR ${DEFS:---defense sym:$CB,random=25} \
+        --attack "$TM+$RAND_ADAPT" --eps "$2" --limit $N \
         --json $R/cifar10-random-$3.json --state $S/cifar10-random-$3.state ;;
   cifar-seed-model)  # SymDNN's weak protocol beside adaptive attacks on our CIFAR model (a subset of the adaptive images)
-    run cifar10 --model $MODEL --defense sym:$CB,random=25 --defense sym:$CB \
-        --attack 'seed-bpda+pgd:restarts=1+eot-pgd:steps=30;eot=20' --eps "$2" --limit $N --no-early-stop \
+    run cifar10 --model $MODEL ${DEFS:---defense sym:$CB,random=25 --defense sym:$CB} \
+        --attack "$SEED_ATTACKS" --eps "$2" --limit $N --no-early-stop \
         --json $R/cifar10-seed-vs-adaptive-$3.json --state $S/cifar10-seed-vs-adaptive-$3.state ;;
   mnist)  # every MNIST defense: threat models 1 and 2 (standalone), then white-box adaptive attacks on the survivors
     run mnist --model $MNIST_MODEL --surrogate $MNIST_SURR --defense none --defense sym:mnist-2x2-k256 \

@@ -29,7 +29,7 @@ def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def correct_draws(model: nn.Module, x: torch.Tensor, y: torch.Tensor, draws: int = 1, batch: int = 500) -> torch.Tensor:
     """How many of `draws` forward passes classify each example correctly (int64, shape (N,))."""
-    out = torch.zeros(len(x), dtype=torch.int64)
+    out = torch.zeros(len(x), dtype=torch.int64, device=x.device)
     for s in range(0, len(x), batch):
         xb, yb = x[s : s + batch], y[s : s + batch]
         for _ in range(draws):

@@ -25,7 +25,7 @@ def _loss(logits: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:
 @torch.no_grad()
 def _fooled(model: nn.Module, x: torch.Tensor, y: torch.Tensor, draws: int) -> torch.Tensor:
     """True where a majority of `draws` forward passes misclassify x."""
-    wrong = torch.zeros(len(x))
+    wrong = torch.zeros(len(x), device=x.device)
     for _ in range(draws):
         wrong += (model(x).argmax(1) != y).float()
     return wrong > draws / 2
@@ -60,23 +60,24 @@ def pgd(
     gen = torch.Generator().manual_seed(seed)
     lo, hi = box(x, eps)
     best = x.clone()
-    best_loss = torch.full((len(x),), float("-inf"))
-    done = torch.zeros(len(x), dtype=torch.bool)
+    dev = x.device
+    best_loss = torch.full((len(x),), float("-inf"), device=dev)
+    done = torch.zeros(len(x), dtype=torch.bool, device=dev)
     for _ in range(restarts):
-        idx = torch.nonzero(~done)[:, 0] if keep == "best" else torch.arange(len(x))
+        idx = torch.nonzero(~done)[:, 0] if keep == "best" else torch.arange(len(x), device=dev)
         if len(idx) == 0:
             break
         x0, yy, l, h = x[idx], y[idx], lo[idx], hi[idx]
         xa = x0.clone()
         if random_start:
-            xa = xa + (torch.rand(xa.shape, generator=gen) * 2 - 1) * eps
+            xa = xa + (torch.rand(xa.shape, generator=gen).to(dev) * 2 - 1) * eps  # CPU stream: same start anywhere
         xa = torch.minimum(torch.maximum(xa, l), h)
-        act = torch.arange(len(idx))  # positions (into idx) still attacked
+        act = torch.arange(len(idx), device=dev)  # positions (into idx) still attacked
         for _ in range(steps):
             xs = xa[act].clone().requires_grad_(True)
             grad = torch.zeros_like(xs)
-            lv = torch.zeros(len(act))
-            wrong = torch.zeros(len(act))
+            lv = torch.zeros(len(act), device=dev)
+            wrong = torch.zeros(len(act), device=dev)
             for _ in range(eot):
                 logits = model(xs)
                 per = _loss(logits, yy[act], loss)
@@ -99,7 +100,7 @@ def pgd(
                     best[hit], done[hit] = xr[ok], True
                     best_loss[hit] = float("inf")
                     if early_stop:
-                        keep_mask = torch.ones(len(act), dtype=torch.bool)
+                        keep_mask = torch.ones(len(act), dtype=torch.bool, device=dev)
                         keep_mask[torch.nonzero(cand)[:, 0][ok]] = False
                         xa[act] = xs.detach()
                         act = act[keep_mask]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import torch
 
 from ..errors import SymcodecError
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+SHARED = Path(os.environ.get("SYMCODEC_SHARED") or Path(__file__).resolve().parents[2].parent / "shared")
 DATASETS = {"cifar10": "datasets/cifar10-jpeg/test.tar", "mnist": "datasets/mnist/t10k-images.idx3-ubyte.gz"}
 SEED_MODELS = {
     "seed-cifar10": ("reference/symdnn/cifar10/cifar10_resnet_gradinit_sc_232.pt", "resnet20", "cifar-softclamp"),
@@ -68,6 +69,8 @@ def _arrays(src: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _git() -> str:
+    if os.environ.get("SYMCODEC_GIT_COMMIT"):  # a copy of the tree without .git (e.g. on a GPU machine)
+        return os.environ["SYMCODEC_GIT_COMMIT"]
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent,
                               check=False).stdout.strip()
@@ -78,8 +81,12 @@ def _git() -> str:
 def robustness(dataset: str, model: str, defenses: list[str], attacks: list[str], eps: str, limit: int | None = None,
                surrogate: str | None = None, draws: int = 10, batch: int = 100, early_stop: bool = True,
                state: str | None = None, json_out: str | None = None, seed: int = 0, threads: int = 1,
-               progress: bool = True) -> dict[str, Any]:
-    """Evaluate defenses x attacks x eps on a test subset; returns (and optionally writes) the result JSON."""
+               progress: bool = True, device: str = "cpu") -> dict[str, Any]:
+    """Evaluate defenses x attacks x eps on a test subset; returns (and optionally writes) the result JSON.
+
+    device='cuda' runs models, attacks and the VQ search there (exact float32: TF32 is switched off, so
+    verdicts match the CPU's up to float rounding); random streams are drawn on the CPU either way.
+    """
     from ..defense import Defended, make_purifier
     from .runner import DESCRIPTIONS, evaluate, parse_attack
 
@@ -90,17 +97,19 @@ def robustness(dataset: str, model: str, defenses: list[str], attacks: list[str]
         faiss.omp_set_num_threads(threads)
     except ImportError:  # pragma: no cover
         pass
+    dev = _device(device)
     torch.manual_seed(seed)
     eps_list = parse_eps(eps)
     specs = [parse_attack(a) for a in attacks]
-    clf = load_model(model)
+    clf = load_model(model).to(dev)
     sources: dict[str, torch.nn.Module] = {"model-wb": clf}
     if surrogate:
-        sources["transfer"] = load_model(surrogate)
+        sources["transfer"] = load_model(surrogate).to(dev).eval()
     elif any(s.threat == "transfer" for s in specs):
         raise SymcodecError("the transfer attack needs --surrogate MODEL")
-    defs = {d: Defended(make_purifier(d, seed=seed), clf).eval() for d in defenses}
+    defs = {d: Defended(make_purifier(d, seed=seed), clf).to(dev).eval() for d in defenses}
     x, y, idx = load_subset(dataset, limit)
+    x, y = x.to(dev), y.to(dev)
     meta = {"dataset": dataset, "model": model, "surrogate": surrogate, "n": len(x), "seed": seed, "draws": draws,
             "early_stop": early_stop}
     sp = Path(state) if state else (Path(json_out + ".state") if json_out else None)
@@ -122,7 +131,7 @@ def robustness(dataset: str, model: str, defenses: list[str], attacks: list[str]
                     for s in specs},
         "dataset": {"source": dataset, "n": len(x), "indices": f"i*N_total//{len(x)}", "first": idx[:5].tolist()},
         "model": model, "surrogate": surrogate, "draws": draws, "early_stop": early_stop,
-        "versions": _versions(), "git_commit": _git(), "seed": seed,
+        "versions": _versions(), "git_commit": _git(), "seed": seed, "device": _device_name(dev),
     }
     for extra in ("median_l2_success",):
         if any(extra in r for r in rows):
@@ -133,6 +142,24 @@ def robustness(dataset: str, model: str, defenses: list[str], attacks: list[str]
         Path(json_out).parent.mkdir(parents=True, exist_ok=True)
         atomic_write(Path(json_out), (json.dumps(result, indent=1) + "\n").encode())
     return result
+
+
+def _device(name: str) -> torch.device:
+    """The torch device for a run; CUDA with TF32 off (exact float32 verdicts)."""
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise SymcodecError(f"unknown device {name!r} (expected cpu or cuda)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SymcodecError("--device cuda: no CUDA device is available")
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    return dev
+
+
+def _device_name(dev: torch.device) -> str:
+    return torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
 
 
 def _versions() -> dict[str, str]:

@@ -282,7 +282,7 @@ def _source_adv(spec: AttackSpec, src: nn.Module, x: torch.Tensor, y: torch.Tens
         if path.exists():
             blob = torch.load(path, weights_only=True)
             if blob.get("tag") == tag:
-                return blob["adv"].float() / 255
+                return blob["adv"].to(x.device).float() / 255
     adv = _batched(spec, src, x, y, eps, batch, seed, f"{spec.label} (source) {eps * 255:.3g}/255", progress)
     if path is not None:
         import io
@@ -290,7 +290,7 @@ def _source_adv(spec: AttackSpec, src: nn.Module, x: torch.Tensor, y: torch.Tens
         from ..codebook import atomic_write
 
         buf = io.BytesIO()
-        torch.save({"tag": tag, "adv": torch.round(adv * 255).to(torch.uint8)}, buf)
+        torch.save({"tag": tag, "adv": torch.round(adv * 255).to(torch.uint8).cpu()}, buf)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, buf.getvalue())
     return adv

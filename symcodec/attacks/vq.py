@@ -25,9 +25,9 @@ def witnesses(x: torch.Tensor, eps: float, p: int, samples: int = 47, seed: int 
     phi, _ = _patches(hi, p)
     pc, _ = _patches(x, p)
     d = p * p
-    corners = torch.tensor(list(itertools.product((0.0, 1.0), repeat=d)))  # (2^d, d)
+    corners = torch.tensor(list(itertools.product((0.0, 1.0), repeat=d)), device=x.device)  # (2^d, d)
     gen = torch.Generator().manual_seed(seed)
-    rnd = torch.rand((*pc.shape[:4], samples, d), generator=gen)
+    rnd = torch.rand((*pc.shape[:4], samples, d), generator=gen).to(x.device)
     frac = torch.cat([corners.expand(*pc.shape[:4], -1, -1), rnd], dim=4 - 0)  # (...,M-1,d)
     pts = plo[..., None, :] + frac * (phi - plo)[..., None, :]
     pts = torch.round(pts * 255) / 255
@@ -35,16 +35,15 @@ def witnesses(x: torch.Tensor, eps: float, p: int, samples: int = 47, seed: int 
 
 
 def reachable_ids(pur: VQPurifier, w: torch.Tensor) -> torch.Tensor:
-    """Nearest centroid of every witness, same shape as w without the last axis (int64)."""
-    flat = w.reshape(-1, w.shape[-1]).numpy()
-    return torch.from_numpy(pur.cb.searcher.nearest(flat).astype(np.int64)).reshape(w.shape[:-1])
+    """Nearest centroid of every witness, same shape as w without the last axis (int64, on w's device)."""
+    return pur.knn_ids(w.reshape(-1, w.shape[-1]), 1)[:, 0].reshape(w.shape[:-1])
 
 
 def reachable_counts(pur: VQPurifier, x: torch.Tensor, eps: float, samples: int = 47) -> np.ndarray:
     """Number of distinct codewords reached per patch (a lower bound on the true reachable set), flat int array."""
     ids = reachable_ids(pur, witnesses(x, eps, pur.p, samples)).reshape(-1, samples + 1 + 2 ** (pur.p * pur.p))
     s = torch.sort(ids, dim=1).values
-    return (1 + (s[:, 1:] != s[:, :-1]).sum(1)).numpy()
+    return (1 + (s[:, 1:] != s[:, :-1]).sum(1)).cpu().numpy()
 
 
 def reachable_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, iters: int = 40,
@@ -66,9 +65,9 @@ def reachable_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: fl
     cent = pur.centroids
     _, shape = _patches(x, p)
     h, wd = x.shape[2], x.shape[3]
-    choice = torch.zeros(ids.shape[:4], dtype=torch.int64)  # witness 0 = the clean patch
+    choice = torch.zeros(ids.shape[:4], dtype=torch.int64, device=x.device)  # witness 0 = the clean patch
     npatch = choice[0].numel()
-    k = torch.full((n,), max(1, npatch // 16), dtype=torch.int64)
+    k = torch.full((n,), max(1, npatch // 16), dtype=torch.int64, device=x.device)
 
     def recon(ch: torch.Tensor) -> torch.Tensor:
         sel = ids.gather(4, ch[..., None])[..., 0]
@@ -91,7 +90,7 @@ def reachable_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: fl
         new = choice.clone().reshape(n, -1)
         order = torch.argsort(flat_g, dim=1, descending=True)
         rank = torch.empty_like(order)
-        rank.scatter_(1, order, torch.arange(order.shape[1]).expand(n, -1))
+        rank.scatter_(1, order, torch.arange(order.shape[1], device=x.device).expand(n, -1))
         sw = (rank < k[:, None]) & (flat_g > 0) & act[:, None]
         new[sw] = bw.reshape(n, -1)[sw]
         new = new.reshape(choice.shape)
