@@ -188,6 +188,8 @@ def test_parse_errors_and_cli(tmp_path, cifar_test_tar) -> None:
             parse_attack(bad)
     r = CliRunner().invoke(main, ["robustness", str(cifar_test_tar), "--model", "seed-cifar10", "--eps", "x/255"])
     assert r.exit_code != 0 and "Traceback" not in r.output and "eps" in r.output
+    r = CliRunner().invoke(main, ["robustness", str(cifar_test_tar), "--model", "seed-cifar10", "--device", "tpu9"])
+    assert r.exit_code != 0 and "Traceback" not in r.output and "device" in r.output
     out = tmp_path / "r.json"
     r = CliRunner().invoke(main, ["robustness", str(cifar_test_tar), "--model", "seed-cifar10", "--defense", "bits:5",
                                   "--attack", "fgsm", "--eps", "0,8/255", "--limit", "10", "--json", str(out)])
@@ -197,3 +199,26 @@ def test_parse_errors_and_cli(tmp_path, cifar_test_tar) -> None:
     assert len(d["settings"]) == len(d["results"]["accuracy"]) and d["dataset"]["n"] == 10
     assert [s["attack"] for s in d["settings"]] == ["clean", "fgsm", "worst-case", "fgsm", "worst-case"]
     assert np.isclose(d["results"]["accuracy"][0], d["results"]["accuracy"][2])  # eps 0 worst case equals clean
+
+
+def test_parts_merge_into_the_single_run(tmp_path, cifar_test_tar) -> None:
+    """tools/robustness_merge.py: one process per (defense, eps) joins into the same JSON as one process for all."""
+    import importlib.util
+    from pathlib import Path
+
+    from symcodec.attacks.report import robustness
+
+    spec = importlib.util.spec_from_file_location("rmerge", Path(__file__).parents[1] / "tools" / "robustness_merge.py")
+    rmerge = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rmerge)
+    kw = {"attacks": ["fgsm", "pgd:steps=3,restarts=1"], "limit": 8, "progress": False}
+    whole = robustness(str(cifar_test_tar), "seed-cifar10", ["bits:5", "none"], eps="2/255,8/255",
+                       state=str(tmp_path / "w.state"), **kw)
+    parts = [robustness(str(cifar_test_tar), "seed-cifar10", [d], eps=e, state=str(tmp_path / f"{i}.state"), **kw)
+             for i, (d, e) in enumerate([(d, e) for d in ("bits:5", "none") for e in ("2/255", "8/255")])]
+    got = rmerge.merge(parts)
+    assert got["settings"] == whole["settings"]
+    for m in ("accuracy", "n_attacked", "standalone"):
+        assert got["results"][m] == whole["results"][m]
+    st = rmerge.merge_states(sorted(tmp_path.glob("[0-9].state")))
+    assert set(st["rows"]) == set(json.loads((tmp_path / "w.state").read_text())["rows"])

@@ -33,11 +33,18 @@ def fmt(r: dict | None) -> str:
 
 
 ORDER = ["model-pgd", "transfer", "fgsm", "seed-bpda", "pgd", "eot-pgd", "apgd-ce", "apgd-dlr", "apgd-t", "pgd-soft",
-         "reachable", "square", "worst-case", "cw-l2"]
+         "reachable", "square", "square-5k", "worst-case", "cw-l2"]
 HEAD = {"model-pgd": "TM1 model-wb PGD", "transfer": "TM2 transfer PGD", "fgsm": "FGSM", "seed-bpda": "seed BPDA",
         "pgd": "PGD (STE)", "eot-pgd": "EOT-PGD", "apgd-ce": "APGD-CE", "apgd-dlr": "APGD-DLR", "apgd-t": "APGD-T",
-        "pgd-soft": "PGD soft-VQ", "reachable": "reachable codewords", "square": "Square", "worst-case": "**worst case**",
+        "pgd-soft": "PGD soft-VQ", "reachable": "reachable codewords", "square": "Square", "square-5k": "Square 5000",
+        "worst-case": "**worst case**",
         "cw-l2": "CW-L2 (median L2)"}
+
+
+def column(attack: str) -> str:
+    """Table column of an attack label ('square:queries=5000' has its own)."""
+    name = attack.split(":")[0]
+    return "square-5k" if name == "square" and "queries=5000" in attack else name
 
 
 def table(rows: list[dict]) -> str:
@@ -47,7 +54,7 @@ def table(rows: list[dict]) -> str:
     present: set = set()
     for r in rows:
         key = (r["defense"], r["file"])
-        name = r["attack"].split(":")[0]
+        name = column(r["attack"])
         if name == "clean":
             clean[key] = r
             continue
