@@ -37,10 +37,11 @@ for tag in eps2 eps4-airnet eps8-airnet; do
   echo "$line" >> "$PLAN"
 done
 line="cifar10-random-airnet.json"
-for i in 0 1; do
-  e=$([ $i = 0 ] && echo 8/255 || echo 4/255)
+i=0
+for e in 8/255 4/255 2/255; do
   part cifar-random "$e" airnet "$i" "sym:$CB,random=25" &
   line+=$'\t'"cifar10-random-airnet.part-$i.json"
+  i=$((i + 1))
 done
 echo "$line" >> "$PLAN"
 line="cifar10-seed-vs-adaptive-airnet.json"
