@@ -174,6 +174,8 @@ def test_runner_worst_case_and_resume(model, data, tmp_path, monkeypatch) -> Non
         raise AssertionError("resumed run must not attack again")
 
     monkeypatch.setattr(rmod, "craft", boom)
+    for f in tmp_path.glob("adv-*.pt"):  # a finished run resumes without its cached source images too
+        f.unlink()
     again = evaluate(defs, x, y, [0.0, 8 / 255], specs, state_path=st, meta={"t": 1}, **kw)
     assert [r["accuracy"] for r in again["rows"]] == [r["accuracy"] for r in out["rows"]]
     with pytest.raises(SymcodecError):

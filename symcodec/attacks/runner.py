@@ -225,11 +225,10 @@ def evaluate(
                     if src is None:
                         raise SymcodecError(f"attack {spec.name} needs a {spec.threat} source model")
                     ck = f"{spec.threat}|{spec.label}|{eps}"
-                    if ck not in cache:
+                    if todo and ck not in cache:  # (a resumed run whose rows are all done needs no images)
                         cache[ck] = _source_adv(spec, src, x, y, eps, batch, seed, progress, state_path, meta or {})
-                    adv_all = cache[ck]
                     if todo:
-                        res_t = correct_draws(model, adv_all[todo], y[todo], nd)
+                        res_t = correct_draws(model, cache[ck][todo], y[todo], nd)
                         for i, v in zip(todo, res_t.tolist()):
                             res[i] = v
                         state.save()
