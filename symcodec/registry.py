@@ -1,8 +1,10 @@
 """Codebook registry: names, ids and paths resolve to codebooks from shipped and user folders."""
 from __future__ import annotations
 
+import functools
 import os
 import re
+import stat
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -14,9 +16,11 @@ from .errors import CodebookError, CodebookNotFoundError, FormatError
 
 DEFAULT = "cifar10-2x2-k2048"
 ENV = "SYMCODEC_CODEBOOKS"
-_cache: dict[tuple[str, float], Codebook] = {}
+_cache: dict[tuple, Codebook] = {}
 _entries: dict[tuple, list] = {}
 _by_name: dict[str, tuple[list, Codebook]] = {}
+_by_id: dict[str, tuple[list, Entry]] = {}
+_paths: dict[tuple, tuple[list[Path], list[str]]] = {}
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ def user_dir() -> Path:
     return Path(base) / "symcodec" / "codebooks"
 
 
+@functools.lru_cache(maxsize=1)
 def shipped_dir() -> Path:
     """The codebooks that ship with the package."""
     return Path(str(resources.files("symcodec.codebooks")))
@@ -44,27 +49,52 @@ def shipped_dir() -> Path:
 
 def search_path() -> list[Path]:
     """Folders searched, in order: $SYMCODEC_CODEBOOKS entries, the user folder, the shipped folder."""
-    env = [Path(p) for p in os.environ.get(ENV, "").split(os.pathsep) if p]
-    return [*env, user_dir(), shipped_dir()]
+    return list(_search_path()[0])
+
+
+def _search_path() -> tuple[list[Path], list[str]]:
+    env = os.environ
+    key = (env.get(ENV, ""), env.get("XDG_CACHE_HOME"), env.get("HOME"), shipped_dir)  # what the folders depend on
+    found = _paths.get(key)
+    if found is None:
+        folders = [*(Path(p) for p in key[0].split(os.pathsep) if p), user_dir(), shipped_dir()]
+        found = _paths[key] = (folders, [str(f) for f in folders])
+    return found
 
 
 def load_file(path: str | os.PathLike[str]) -> Codebook:
-    """Load a `.symcb` file (cached by path and modification time) or import a faiss `.index`."""
-    path = Path(path)
-    key = (str(path.resolve()), path.stat().st_mtime)
-    if key not in _cache:
-        _cache[key] = import_faiss_index(path) if path.suffix == ".index" else Codebook.load(path)
-    return _cache[key]
+    """Load a `.symcb` file (cached by path, file identity and modification time) or import a faiss `.index`."""
+    p = os.path.abspath(os.fspath(path))
+    st = os.stat(p)  # a missing file raises here, as before
+    key = (p, st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+    cb = _cache.get(key)
+    if cb is None:
+        cb = _cache[key] = import_faiss_index(p) if p.endswith(".index") else Codebook.load(p)
+    return cb
+
+
+def _folder_mtime(folder: str) -> float | None:
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    return st.st_mtime if stat.S_ISDIR(st.st_mode) else None
 
 
 def entries() -> list[Entry]:
-    """Every readable codebook in the search path (earlier folders shadow later ones by name)."""
-    folders = search_path()
-    key = tuple((str(f), f.stat().st_mtime if f.is_dir() else None) for f in folders)
-    if key not in _entries:
+    """Every readable codebook in the search path (earlier folders shadow later ones by name).
+
+    Rescanned whenever a folder's modification time changes (a codebook added, removed or renamed);
+    a codebook file changed in place is reloaded by `load_file`, which checks its own stat.
+    """
+    folders, names = _search_path()
+    key = tuple([(f, _folder_mtime(f)) for f in names])
+    found = _entries.get(key)
+    if found is None:
         _entries.clear()
-        _entries[key] = _scan(folders)
-    return _entries[key]
+        _by_id.clear()
+        found = _entries[key] = _scan(list(folders))
+    return found
 
 
 def _scan(folders: list[Path]) -> list[Entry]:
@@ -99,10 +129,15 @@ def _not_found(what: str) -> CodebookNotFoundError:
 
 def by_id(cid: bytes) -> Codebook:
     """The installed codebook whose id is `cid`."""
-    for e in entries():
-        if e.id == cid.hex():
-            return load_file(e.path)
-    raise _not_found(f"with id {cid.hex()}")
+    found = entries()
+    h = cid.hex()
+    hit = _by_id.get(h)
+    if hit is None or hit[0] is not found:
+        e = next((e for e in found if e.id == h), None)
+        if e is None:
+            raise _not_found(f"with id {h}")
+        hit = _by_id[h] = (found, e)
+    return load_file(hit[1].path)
 
 
 def get(spec: str | os.PathLike[str] | Codebook | None = None) -> Codebook:
@@ -111,8 +146,8 @@ def get(spec: str | os.PathLike[str] | Codebook | None = None) -> Codebook:
         return spec
     spec = DEFAULT if spec is None else spec
     s = str(spec)
-    if os.sep in s or s.endswith((".symcb", ".index")) or Path(s).is_file():
-        if not Path(s).is_file():
+    if os.sep in s or s.endswith((".symcb", ".index")) or os.path.isfile(s):
+        if not os.path.isfile(s):
             msg = f"codebook file {s} does not exist"
             raise CodebookNotFoundError(msg)
         return load_file(s)

@@ -172,3 +172,26 @@ def test_exif_from_a_jpeg_is_stored_without_app1_prefix(tmp_path):
         f = symcodec.read(symcodec.encode(im))
     assert f.exif == exif.tobytes()[6:] or f.exif == exif.tobytes()
     assert not f.exif.startswith(b"Exif")
+
+
+def test_registry_sees_codebooks_installed_changed_and_removed(monkeypatch, tmp_path):
+    """The registry's caches (by folder and file stat) pick up changes between calls."""
+    from symcodec.errors import CodebookNotFoundError
+
+    src = registry.get("cifar10-2x2-k256")
+    folder = tmp_path / "cbs"
+    folder.mkdir()
+    monkeypatch.setenv(registry.ENV, str(folder))
+    with pytest.raises(CodebookNotFoundError):
+        registry.get("mine")
+    one = Codebook(src.centroids, patch=2, counts=np.ones(src.k, np.uint32), name="mine")
+    one.save(folder / "mine.symcb")
+    assert registry.get("mine").id == one.id and registry.by_id(one.id).id == one.id
+    two = Codebook(src.centroids[::-1].copy(), patch=2, counts=np.ones(src.k, np.uint32), name="mine")
+    two.save(folder / "mine.symcb")  # replaced under the same name
+    assert registry.load_file(folder / "mine.symcb").id == two.id and registry.by_id(two.id).id == two.id
+    (folder / "mine.symcb").unlink()
+    with pytest.raises(CodebookNotFoundError):
+        registry.by_id(two.id)
+    with pytest.raises(CodebookNotFoundError):
+        registry.get("mine")
