@@ -44,8 +44,13 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
     rows = [r for d in order for r in ([clean[d]] + blocks.get(d, []))]
     out["settings"] = [s for s, _ in rows]
     out["results"] = {m: [v[m] for _, v in rows] for m in metrics}
-    out["parts"] = (f"{len(parts)} processes, one per defense and eps, sharing one machine ({out.get('device', '?')}); "
-                    "'seconds' is each row's wall time inside its process")
+    devices = list(dict.fromkeys(p.get("device", "?") for p in parts))
+    out["device"] = ", ".join(devices)
+    out["parts"] = (f"{len(parts)} processes, one per defense and eps, on {' and '.join(devices)}; 'seconds' is each "
+                    "row's wall time inside its process")
+    if any(p["versions"] != out["versions"] or p.get("git_commit") != out.get("git_commit") for p in parts):
+        out["part_versions"] = [{"device": p.get("device"), "git_commit": p.get("git_commit"), **p["versions"]}
+                                for p in parts]
     return out
 
 
