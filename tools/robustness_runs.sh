@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The robustness runs behind results/robustness/*.json, one after another (each resumes from its state file).
 # Budget-limited on a shared 2-core CPU: image counts, steps, restarts and EOT draws are stated in each JSON.
-#   tools/robustness_runs.sh [all | airnet | cifar-seed | cifar-adaptive EPS TAG [ATTACKS] | cifar-random EPS TAG |
+#   tools/robustness_runs.sh [all | airnet | cifar-seed | cifar-adaptive EPS TAG [ATTACKS] | cifar-random EPS TAG | cifar-cwl2 |
 #                             cifar-seed-model EPS TAG | mnist EPS TAG | cifar-adaptive-v1 | cifar-random-v1 | mnist-v1]
 # The *-v1 modes are the earlier protocol (cifar10-clean, 2 PGD restarts, no APGD-CE/T, EOT-10, no MNIST surrogate)
 # behind the older committed JSONs; `all` reruns exactly the committed results, `airnet` the CIFAR-10 runs on
@@ -50,6 +50,9 @@ case "${1:-all}" in
     run cifar10 --model $MODEL ${DEFS:---defense sym:$CB,random=25 --defense sym:$CB} \
         --attack "$SEED_ATTACKS" --eps "$2" --limit $N --no-early-stop \
         --json $R/cifar10-seed-vs-adaptive-$3.json --state $S/cifar10-seed-vs-adaptive-$3.state ;;
+  cifar-cwl2)  # CW-L2 (unbounded, SymDNN's settings) once per deterministic defense on cifar10-airnet2 (not in the worst case)
+    run cifar10 --model $MODEL --defense none --defense sym:$CB --defense bits:5 --defense jpeg:50 --defense jpeg:75 \
+        --attack cw-l2 --eps 8/255 --limit $N --threads 2 --json $R/cifar10-cwl2-airnet.json --state $S/cifar10-cwl2-airnet.state ;;
   mnist)  # every MNIST defense: threat models 1 and 2 (standalone), then white-box adaptive attacks on the survivors
     run mnist --model $MNIST_MODEL --surrogate $MNIST_SURR --defense none --defense sym:mnist-2x2-k256 \
         --defense sym:mnist-2x2-k256,random=25 --defense jpeg:75 --defense bits:1 --attack "$TM+$MNIST_ADAPT" \
@@ -75,7 +78,8 @@ case "${1:-all}" in
     N=1000 "$0" mnist 0.3 eps0.3
     N=1000 "$0" mnist 0.1 eps0.1
     N=1000 "$0" mnist 0.2 eps0.2
-    "$0" airnet ;;
+    "$0" airnet
+    N=1000 "$0" cifar-cwl2 ;;
   airnet)  # the CIFAR-10 runs on cifar10-airnet2: parallel parts (one per run, defense and eps), then joined; on a GPU
            # that took 8 minutes (an H200), on a 2-core CPU it takes many hours (EXTRA="--device cpu")
     bash tools/robustness_gpu.sh "${PARTS_DIR:-/tmp/symcodec-airnet-parts}" "${SECONDS_LIMIT:-100000}" &&

@@ -11,11 +11,13 @@ from pathlib import Path
 
 
 def load_rows(path: Path) -> list[dict]:
+    """A result JSON's rows; a worst case without any Linf attack under it (a CW-L2-only run) is left out."""
     d = json.loads(path.read_text())
     res, rows = d["results"], []
     for i, s in enumerate(d["settings"]):
         rows.append({**s, **{k: v[i] for k, v in res.items()}, "file": path.name, "n_images": d["dataset"]["n"]})
-    return rows
+    linf = {(r["defense"], r["eps"]) for r in rows if r["threat_model"] not in ("none", "all", "adaptive-l2")}
+    return [r for r in rows if r["attack"] != "worst-case" or (r["defense"], r["eps"]) in linf]
 
 
 def fmt(r: dict | None) -> str:
@@ -68,6 +70,8 @@ def table(rows: list[dict]) -> str:
         for e in sorted(groups[key], reverse=True):
             c = clean.get(key)
             es = f"{e / 255:.2g}" if key[1].startswith("mnist") else f"{e:g}/255"
+            if all(a == "cw-l2" for a in attacks if (key, e, a) in cells):
+                es = "(L2, unbounded)"
             line = [f"`{key[0]}`", key[1].replace(".json", ""), es, str(c["n"] if c else ""), fmt(c)]
             line += [fmt(cells.get((key, e, a))) for a in attacks]
             out.append("| " + " | ".join(line) + " |")
