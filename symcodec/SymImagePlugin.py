@@ -108,16 +108,14 @@ class SymDecoder(ImageFile.PyDecoder):
         hdr = f.header
         sym = codec.decode_symbols(f, cb)
         preview = self.args[:1] == ("preview",)
-        if hdr.colour == 1:  # ycc420 (issue 7): full decode; the preview is its block means
-            px = codec.ycc_pixels(f, cb, sym)[None]
-            if preview:
-                px = np.stack([_block_mean(px[0, :, :, c], hdr.patch) for c in range(3)], -1)[None]
-        elif preview:
+        if preview and hdr.colour != 1:  # one pixel per patch: the centroid means
             gh, gw = hdr.grid
             px = np.empty((1, gh, gw, hdr.planes), np.uint8)
             kernels.patch_means(np.ascontiguousarray(sym[None], dtype=np.int32), cb.table_mean_u8, px)
         else:
-            px = patches.tile(sym[None], cb.table_u8, cb.patch, hdr.height, hdr.width)
+            px = codec.pixels(hdr, cb, sym)[None]
+            if preview:  # ycc420 (issue 7): full decode; the preview is its block means
+                px = np.stack([_block_mean(px[0, :, :, c], hdr.patch) for c in range(3)], -1)[None]
         px = px[0]
         if f.alpha is not None:
             alpha = f.alpha_plane()

@@ -275,11 +275,6 @@ def pixels(hdr: Header, cb: Codebook, sym: Any) -> np.ndarray:
     return patches.tile(np.reshape(sym, (1, hdr.planes, gh, gw)), cb.table_u8, cb.patch, hdr.height, hdr.width)[0]
 
 
-def ycc_pixels(f: SymFile, cb: Codebook, sym: list[np.ndarray]) -> np.ndarray:
-    """(H, W, 3) uint8 RGB from the decoded Y, Cb, Cr symbol planes of a colour-1 file."""
-    return pixels(f.header, cb, sym)
-
-
 def decode(data: bytes | BinaryIO | str | os.PathLike[str], codebook: Codebook | str | None = None) -> np.ndarray:
     """Decode `.sym` bytes (or a path) to uint8 pixels: (H,W) for L, (H,W,C) otherwise."""
     if isinstance(data, bytes):

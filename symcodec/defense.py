@@ -20,6 +20,7 @@ from .errors import SymcodecError
 
 _SOFT_NEIGHBOURS = 32  # centroids entering the soft surrogate (the rest carry ~0 weight at useful T)
 _TORCH_CELLS = 1 << 26  # distance-matrix entries per chunk of the torch search (256 MiB of float32)
+_SPACING: dict[bytes, float] = {}  # default soft temperature per codebook id (an O(K^2) computation)
 
 
 def _patches(x: torch.Tensor, p: int) -> tuple[torch.Tensor, tuple[int, ...]]:
@@ -204,13 +205,16 @@ class VQPurifier(Purifier):
 
     def default_temperature(self) -> float:
         """Half the mean squared distance from a centroid to its nearest other centroid (exact, float64)."""
-        c = self.cb.centroids.astype(np.float64)
-        best = np.full(len(c), np.inf)
-        for s in range(0, len(c), 256):
-            d = ((c[s : s + 256, None, :] - c[None, :, :]) ** 2).sum(-1)
-            d[np.arange(len(d)), np.arange(s, s + len(d))] = np.inf
-            best[s : s + 256] = d.min(1)
-        return float(best.mean() / 2)
+        t = _SPACING.get(self.cb.id)
+        if t is None:
+            c = self.cb.centroids.astype(np.float64)
+            best = np.full(len(c), np.inf)
+            for s in range(0, len(c), 256):
+                d = ((c[s : s + 256, None, :] - c[None, :, :]) ** 2).sum(-1)
+                d[np.arange(len(d)), np.arange(s, s + len(d))] = np.inf
+                best[s : s + 256] = d.min(1)
+            t = _SPACING[self.cb.id] = float(best.mean() / 2)
+        return t
 
     def _on_torch(self, x: torch.Tensor) -> bool:
         return self.search == "torch" or (self.search == "auto" and x.device.type != "cpu")

@@ -84,7 +84,7 @@ def summary(rows: list[dict]) -> str:
     clean: dict[tuple, dict] = {}
     for r in rows:
         key = (r["defense"], r["file"])
-        name = r["attack"].split(":")[0]
+        name = column(r["attack"])
         if name == "clean":
             clean[key] = r
         elif name in ("model-pgd", "transfer", "worst-case"):
