@@ -15,7 +15,7 @@ def extract_u8(img, p, out):  # pragma: no cover - compiled
     """Patches of a uint8 (N,H,W,C) batch into float32 (N,C,gh,gw,p*p), edge-replicated, /255."""
     n_img, h, w, c = img.shape
     gh, gw = out.shape[2], out.shape[3]
-    inv = np.float32(255.0)
+    lut = np.arange(256).astype(np.float32) / np.float32(255.0)  # the same float32 quotients, looked up
     for n in range(n_img):
         for ch in range(c):
             for gy in range(gh):
@@ -24,7 +24,7 @@ def extract_u8(img, p, out):  # pragma: no cover - compiled
                         y = min(gy * p + dy, h - 1)
                         for dx in range(p):
                             x = min(gx * p + dx, w - 1)
-                            out[n, ch, gy, gx, dy * p + dx] = np.float32(img[n, y, x, ch]) / inv
+                            out[n, ch, gy, gx, dy * p + dx] = lut[img[n, y, x, ch]]
 
 
 @numba.njit(**_JIT)
@@ -266,12 +266,24 @@ def cells_build(x, i0, cent, lut, bits, nbr, nbrd, table, used, cand, ncand):  #
 
 @numba.njit(**_JIT)
 def cells_search(x, i0, cent, lut, bits, nbr, nbrd, table, cand, out):  # pragma: no cover
-    """Exact nearest centroid from x[i0:] on; returns len(x), or the first row whose cell is not built."""
+    """Exact nearest centroid from x[i0:] on; returns len(x), or the first row whose cell is not built.
+
+    Three passes, so the cache misses of different rows overlap: every row's first probe slot is touched,
+    then every row's slot is read and its candidate list touched, then the candidates are compared.
+    """
     nb = 1 << CELL_BITS
     mask = table.shape[0] - 1
+    n = x.shape[0] - i0
+    vals = np.empty(n, np.int64)
     touch = np.int64(0)
-    for i in range(i0, x.shape[0]):  # touch every first probe slot: independent loads, overlapping misses
-        touch += table[((_cell_key(x, i, nb) * 2654435761) >> 16) & mask]
+    for i in range(i0, x.shape[0]):
+        key = _cell_key(x, i, nb)
+        vals[i - i0] = key
+        touch += table[((key * 2654435761) >> 16) & mask]
+    for j in range(n):
+        v = table[_slot(table, vals[j])]
+        vals[j] = v
+        touch += np.int64(cand[(v >> 12) & 0x7FFFFFF]) if v != _EMPTY and (v & 0xFFF) != 0 else 0
     if touch == _TOUCH_NEVER:
         return i0
     for i in range(i0, x.shape[0]):
@@ -282,7 +294,7 @@ def cells_search(x, i0, cent, lut, bits, nbr, nbrd, table, cand, out):  # pragma
         if not inside:
             out[i] = _pivot_one(x, i, cent, 2, lut, bits, nbr, nbrd)
             continue
-        v = table[_slot(table, _cell_key(x, i, nb))]
+        v = vals[i - i0]
         if v == _EMPTY:
             return i
         count = v & 0xFFF

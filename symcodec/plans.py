@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import chunks, container, registry
+from . import chunks, container, kernels, registry
 from .codebook import Codebook
 from .errors import SymcodecError
 
@@ -37,11 +37,11 @@ class _Plan:
         self.cb, self.hdr, self.model = cb, hdr, model
         self.ppm = model.model_id == 3  # entropy model 3 codes the planes as one flat array (PPMModel.*_flat)
         if self.ppm:
-            from .ppm import geometry
-
-            self.geo = geometry(hdr.plane_grids)
+            self.geo = model.layout(hdr.plane_grids)
         self.prefix = chunks.pack_preamble(container.SIGNATURE, hdr.major, container.MINOR) + chunks.pack_chunk(b"HEAD", hdr.pack())
-        self.small_ycc = cb.colour == 1 and hdr.width * hdr.height * cb.dim <= (1 << 24)
+        small = hdr.width * hdr.height * cb.dim <= (1 << 24)
+        self.small_ycc = cb.colour == 1 and small
+        self.small_planes = cb.colour == 0 and small and self.ppm
 
     # -- encoding ---------------------------------------------------------------------------------------
     def symbols(self, a: np.ndarray, threads: int = 1) -> Any:
@@ -55,6 +55,12 @@ class _Plan:
             from .colour import _ycc_patches
 
             return cb.searcher.nearest(_ycc_patches(a, cb.patch), threads=threads)
+        if self.small_planes:  # patches straight into one (planes * gh * gw, dim) array, one search
+            p = cb.patch
+            gh, gw = self.hdr.grid
+            pt = np.empty((1, self.hdr.planes, gh, gw, p * p), np.float32)
+            kernels.extract_u8(a[None], p, pt)
+            return cb.searcher.nearest(pt.reshape(-1, cb.dim), threads=threads)
         if cb.colour == 1:
             return np.concatenate([s.ravel() for s in quantize_ycc(a, cb, threads=threads)])
         return quantize(a, cb, threads=threads).ravel()

@@ -24,6 +24,7 @@ PPM = 3  # entropy model id 3 in .sym HEAD
 FORMAT = 1  # PPMT payload version
 MAX_LEVELS = 4
 MAX_RAW = 1 << 28
+_BITMAP_MAX_K = 4096  # the encoder's row bitmaps cost K * K / 8 bytes per single-reference level
 _HDR = struct.Struct("<BBHI")  # version, slots S, reserved, K
 _LEVEL = struct.Struct("<Bbbbbbb")  # refs (1 or 2), then (src, dy, dx) twice; src/dy/dx as int8 (src 0..3)
 
@@ -72,6 +73,7 @@ class PPMModel(EventCoder):
     """Escape-chain context model over K symbols (entropy model id 3)."""
 
     model_id = PPM
+    _MAX_LAYOUTS = 64
 
     def __init__(self, k: int, slots: Sequence[Sequence[Level]], static: np.ndarray, tables: Sequence[Sequence[Table]]) -> None:
         self.k = int(k)
@@ -118,17 +120,19 @@ class PPMModel(EventCoder):
     def _prepare(self) -> None:
         """Flat arrays for the kernels: level refs, row lookups (dense or hashed), entries, static tables."""
         s, k = len(self.slots), self.k
+        self._layouts: dict[tuple[tuple[int, int], ...], tuple[np.ndarray, ...]] = {}
         self.nlev = np.array([len(x) for x in self.slots], np.int64)
         self.nref = np.zeros((s, MAX_LEVELS), np.int64)
-        self.rsrc, self.rdy, self.rdx = (np.zeros((s, MAX_LEVELS, 2), np.int64) for _ in range(3))
+        # a level whose references all lie in earlier planes or rows, as has every level before it: the
+        # decoder looks its rows up for a whole row of symbols at once (symcodec.ppmkernels.decode_all)
+        self.early = np.zeros((s, MAX_LEVELS), np.bool_)
         dense_off = np.zeros(s * MAX_LEVELS, np.int64)
         dense, htab, hkey, hrow, rlen, syms, freqs = [], [], [], [], [], [], []
         nrow = nd = 0
         for i, (sl, tabs) in enumerate(zip(self.slots, self.tables)):
             for j, (lev, tab) in enumerate(zip(sl, tabs)):
                 self.nref[i, j] = len(lev.refs)
-                for r, (src, dy, dx) in enumerate(lev.refs):
-                    self.rsrc[i, j, r], self.rdy[i, j, r], self.rdx[i, j, r] = src, dy, dx
+                self.early[i, j] = (j == 0 or self.early[i, j - 1]) and all(src > 0 or dy < 0 for src, dy, _ in lev.refs)
                 rows = nrow + np.arange(tab.keys.size, dtype=np.int64)
                 if len(lev.refs) == 1:
                     d = np.full(k, -1, np.int64)
@@ -167,14 +171,74 @@ class PPMModel(EventCoder):
         if key.size > 1 and (np.diff(key[perm]) == 0).any():
             raise FormatError("corrupt context model: a symbol appears twice in one row")
         self.xent = np.ascontiguousarray(np.stack([esym, ecum, efreq], 1)[perm].astype(np.uint16).reshape(-1, 3))
+        self._bitmaps: tuple | None = None  # the encoder's row bitmaps, built at its first call
         self.sfreq = self.static.astype(np.int32)
         self.scum = np.ascontiguousarray(np.cumsum(self.static, 1) - self.static).astype(np.int32)
         self.sdec = np.ascontiguousarray(np.stack([np.repeat(np.arange(k), f) for f in self.static]).astype(np.uint16))
         self._args = self._tables()
 
+    def _encoder_tables(self) -> tuple:
+        """Encoder arguments: the shared tables, then per single-reference level a bitmap of each row's symbols.
+
+        Bit s of row c says whether symbol s has an entry in the row of context c; the rank of the bit (the
+        set bits before it, from a per-word count and a popcount) is its entry's place in the row's
+        symbol-sorted entries. One word replaces a binary search over rows of ~100-200 entries. Built for
+        K <= 4096 (K * K / 8 bytes per level), else those levels are searched too.
+        """
+        if self._bitmaps is None:
+            k = self.k
+            nw = (k + 63) // 64
+            bm_off = np.full(len(self.slots) * MAX_LEVELS, -1, np.int64)
+            bms, rks, nb = [], [], 0
+            for i, (sl, tabs) in enumerate(zip(self.slots, self.tables)):
+                for j, (lev, t) in enumerate(zip(sl, tabs)):
+                    if len(lev.refs) != 1 or k > _BITMAP_MAX_K:
+                        continue
+                    has = np.zeros((k, nw * 64), np.bool_)
+                    has[np.repeat(t.keys, t.lens), t.syms] = True
+                    words = np.packbits(has, axis=1, bitorder="little").view("<u8").astype(np.uint64)
+                    pc = np.unpackbits(words.view(np.uint8), axis=1).reshape(k, nw, 64).sum(2)
+                    rks.append((np.cumsum(pc, 1) - pc).astype(np.uint16).ravel())
+                    bms.append(words.ravel())
+                    bm_off[i * MAX_LEVELS + j] = nb
+                    nb += k * nw
+            bm = np.concatenate(bms) if bms else np.zeros(1, np.uint64)
+            rk = np.concatenate(rks) if rks else np.zeros(1, np.uint16)
+            self._bitmaps = (bm_off, bm, rk, nw)
+        return (*self._args, self.xent, self.sfreq, self.scum, self.k, *self._bitmaps)
+
     def _tables(self) -> tuple:
-        return (self.nlev, self.nref, self.rsrc, self.rdy, self.rdx, self.dense_off, self.dense, self.ht,
-                self.bits, self.ent)
+        return (self.nlev, self.nref, self.dense_off, self.dense, self.ht, self.bits, self.ent)
+
+    def layout(self, shapes: Sequence[tuple[int, int]]) -> tuple[np.ndarray, ...]:
+        """Kernel geometry of planes of these grid shapes: plane offsets, grid sizes, and each symbol's
+        context references (cached per shapes).
+
+        nb[lev, r, i] is the flat index of reference r of level lev of symbol i (in its plane's slot), or
+        -1 where the reference falls outside its plane or the level or reference does not exist.
+        """
+        key = tuple((int(h), int(w)) for h, w in shapes)
+        lay = self._layouts.get(key)
+        if lay is None:
+            if len(self._layouts) >= self._MAX_LAYOUTS:
+                self._layouts.clear()
+            off, gh, gw, ymap, xmap = geometry(key)
+            n = int((gh * gw).sum())
+            nb = np.full((MAX_LEVELS, 2, n), -1, np.int32)
+            for p in range(len(key)):
+                slot = min(p, len(self.slots) - 1)
+                ys, xs = np.arange(gh[p]), np.arange(gw[p])
+                for lev, level in enumerate(self.slots[slot]):
+                    for r, (src, dy, dx) in enumerate(level.refs):
+                        q = p - src
+                        if q < 0:
+                            continue
+                        yy, xx = ymap[p, q, ys] + dy, xmap[p, q, xs] + dx
+                        ok = ((yy >= 0) & (yy < gh[q]))[:, None] & ((xx >= 0) & (xx < gw[q]))[None, :]
+                        idx = off[q] + yy[:, None] * gw[q] + xx[None, :]
+                        nb[lev, r, off[p] : off[p] + gh[p] * gw[p]] = np.where(ok, idx, -1).ravel()
+            lay = self._layouts[key] = (off, gh, gw, nb)
+        return lay
 
     # -- serialisation --------------------------------------------------------------------
     def to_bytes(self) -> bytes:
@@ -261,11 +325,11 @@ class PPMModel(EventCoder):
 
     # -- coding ---------------------------------------------------------------------------
     def _events(self, planes: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:
-        geo = geometry([p.shape for p in planes])
+        geo = self.layout([p.shape for p in planes])
         sym = np.concatenate([np.asarray(p).ravel() for p in planes]).astype(np.int64, copy=False)
         n = sym.size * (MAX_LEVELS + 1)
         starts, freqs = np.empty(n, np.int64), np.empty(n, np.int64)
-        ne = kern.encode_events(sym, *geo, *self._args, self.xent, self.sfreq, self.scum, self.k, starts, freqs)
+        ne = kern.encode_events(sym, *geo, *self._encoder_tables(), starts, freqs)
         if ne < 0:
             raise ValueError(f"symbols outside 0..{self.k - 1}")
         return starts, freqs, ne
@@ -273,29 +337,29 @@ class PPMModel(EventCoder):
     def encode(self, planes: Sequence[np.ndarray]) -> bytes:
         """rANS-code planes (each (gh, gw), coded in order): the same bytes as `EventCoder.encode`, in one kernel call."""
         sym = np.concatenate([np.asarray(p).ravel() for p in planes]).astype(np.int64, copy=False)
-        return self.encode_flat(sym, geometry([p.shape for p in planes]))
+        return self.encode_flat(sym, self.layout([p.shape for p in planes]))
 
     def encode_flat(self, sym: np.ndarray, geo: tuple[np.ndarray, ...]) -> bytes:
-        """`encode` of the planes already concatenated (int32 or int64), given their `geometry`."""
-        words = kern.encode_words(sym, *geo, *self._args, self.xent, self.sfreq, self.scum, self.k)
+        """`encode` of the planes already concatenated (int32 or int64), given their `layout`."""
+        words = kern.encode_words(sym, *geo, *self._encoder_tables())
         if words.size == 0:
             raise ValueError(f"symbols outside 0..{self.k - 1}")
         return words.astype("<u2", copy=False).tobytes()
 
     def decode(self, data: bytes | memoryview, shapes: Sequence[tuple[int, int]]) -> list[np.ndarray]:
         """Decode planes of the given grid shapes from a stream written by `encode`."""
-        geo = geometry(shapes)
+        geo = self.layout(shapes)
         sym = self.decode_flat(data, geo)
         return [sym[o : o + h * w].reshape(h, w) for o, h, w in zip(*geo[:3])]
 
     def decode_flat(self, data: bytes | memoryview, geo: tuple[np.ndarray, ...]) -> np.ndarray:
-        """`decode` into one flat int32 array (the planes one after another), given their `geometry`."""
+        """`decode` into one flat int32 array (the planes one after another), given their `layout`."""
         words, state = stream_words(data)
         if state < kern.RANS_L:
             raise DecodeError("corrupt symbol stream: bad initial state")
         gh, gw = geo[1], geo[2]
         sym = np.empty(int((gh * gw).sum()), np.int32)
-        used = kern.decode_all(words, state, *geo, *self._args, self.sfreq, self.scum, self.sdec, self.k, sym)
+        used = kern.decode_all(words, state, *geo, *self._args, self.early, self.sfreq, self.scum, self.sdec, self.k, sym)
         if used < 0 or not (used == words.size or (used == words.size - 1 and words[-1] == 0)):
             raise DecodeError("corrupt symbol stream: it does not decode to exactly the symbols HEAD declares")
         return sym

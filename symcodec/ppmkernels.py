@@ -56,97 +56,145 @@ def _row(t, key, dense_off, dense, ht, bits, single):  # pragma: no cover - comp
 
 
 @numba.njit(inline="always", **_JIT)
-def _ctx(sym, p, y, x, slot, lev, off, gh, gw, ymap, xmap, nref, rsrc, rdy, rdx, k):  # pragma: no cover
-    """Context value of level `lev` for symbol (p, y, x): one symbol, or a * K + b for two; -1 if unavailable."""
-    key = 0
-    for r in range(nref[slot, lev]):
-        q = p - rsrc[slot, lev, r]
-        if q < 0:
-            return -1
-        yy = ymap[p, q, y] + rdy[slot, lev, r]
-        xx = xmap[p, q, x] + rdx[slot, lev, r]
-        if yy < 0 or yy >= gh[q] or xx < 0 or xx >= gw[q]:
-            return -1
-        key = key * k + np.int64(sym[off[q] + yy * gw[q] + xx])
-    return key
+def _key(sym, nb, lev, i, two, k):  # pragma: no cover - compiled
+    """Context value of level `lev` for symbol i: one symbol, or a * K + b for two; -1 if unavailable."""
+    a = nb[lev, 0, i]
+    if a < 0:
+        return np.int64(-1)
+    if not two:
+        return np.int64(sym[a])
+    b = nb[lev, 1, i]
+    if b < 0:
+        return np.int64(-1)
+    return np.int64(sym[a]) * k + np.int64(sym[b])
+
+
+@numba.njit(inline="always", **_JIT)
+def _pop(v):  # pragma: no cover - compiled
+    """Set bits of a uint64."""
+    v = v - ((v >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    v = (v & np.uint64(0x3333333333333333)) + ((v >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    v = (v + (v >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return np.int64((v * np.uint64(0x0101010101010101)) >> np.uint64(56))
+
+
+@numba.njit(inline="always", **_JIT)
+def _find(xent, r, s):  # pragma: no cover - compiled
+    """Entry index of symbol s in row r (xent: the row's entries sorted by symbol), or -1."""
+    lo = r >> 33
+    ln = (r >> 16) & 0x1FFFF
+    while ln > 1:  # the last entry <= s, by a branch-free search (a select, not a mispredicted branch)
+        half = ln >> 1
+        lo = lo + half if xent[lo + half, 0] <= s else lo
+        ln -= half
+    return lo if xent[lo, 0] == s else -1
 
 
 @numba.njit(**_JIT)
-def encode_events(sym, off, gh, gw, ymap, xmap, nlev, nref, rsrc, rdy, rdx, dense_off, dense, ht, bits,
-                  ent, xent, sfreq, scum, k, starts, freqs):  # pragma: no cover
+def encode_events(sym, off, gh, gw, nb, nlev, nref, dense_off, dense, ht, bits,
+                  ent, xent, sfreq, scum, k, bm_off, bm, rk, nw, starts, freqs):  # pragma: no cover
     """Forward pass: (start, freq) of every coded event in decoding order; returns the event count.
 
-    The encoder knows every symbol up front, so it looks up all contexts' rows level by level first,
-    touching every first hash probe slot in a loop of independent loads so their cache misses overlap,
-    then walks each symbol's escape chain.
+    The encoder knows every symbol up front, so it finds each symbol's entry level by level for all the
+    symbols of a plane still pending (independent loads, whose cache misses overlap), then walks each
+    symbol's escape chain. Single-reference levels with a bitmap (bm_off >= 0) answer "is s in the row of
+    context c, at which entry" from one bitmap word and its rank; the others search the row.
     """
     n = sym.shape[0]
     for i in range(n):
         if sym[i] < 0 or sym[i] >= k:
             return -1
     ns = nlev.shape[0]
-    rows = np.full((MAX_LEVELS, n), -1, np.int64)
+    rows = np.empty((MAX_LEVELS, n), np.int64)  # read only up to each symbol's hit level
+    hit = np.full(n, -1, np.int64)  # entry (xent) that codes the symbol, -1 for the static table
     keys = np.empty(n, np.int64)
+    pend = np.empty(n, np.int64)
     touch = np.int64(0)
     for p in range(gh.shape[0]):
         slot = min(p, ns - 1)
-        o = off[p]
+        m = gh[p] * gw[p]
+        for j in range(m):
+            pend[j] = off[p] + j
         for lev in range(nlev[slot]):
             t = slot * 4 + lev
-            single = nref[slot, lev] == 1
-            for y in range(gh[p]):
-                for x in range(gw[p]):
-                    keys[o + y * gw[p] + x] = _ctx(sym, p, y, x, slot, lev, off, gh, gw, ymap, xmap, nref, rsrc, rdy, rdx, k)
-            if not single:  # touch every first probe slot with independent loads, so the misses overlap
-                for i in range(o, o + gh[p] * gw[p]):
-                    kk = (t << 40) | keys[i]
-                    touch += ht[np.int64((np.uint64(kk) * _HMUL) >> np.uint64(64 - bits)), 0]
-            for i in range(o, o + gh[p] * gw[p]):
-                if keys[i] >= 0:
-                    rows[lev, i] = _row(t, keys[i], dense_off, dense, ht, bits, single)
+            two = nref[slot, lev] == 2
+            for j in range(m):
+                keys[j] = _key(sym, nb, lev, pend[j], two, k)
+            b0 = bm_off[t]
+            m2 = 0
+            if b0 >= 0:  # branch-free, so the bitmap and entry loads of different symbols overlap
+                d0 = dense_off[t]
+                for j in range(m):
+                    i = pend[j]
+                    kk = keys[j]
+                    kc = max(kk, 0)
+                    r = dense[d0 + kc]
+                    r = r if kk >= 0 else -1
+                    s = sym[i]
+                    wi = b0 + kc * nw + (s >> 6)
+                    wv = bm[wi]
+                    bit = np.uint64(s & 63)
+                    e = (r >> 33) + np.int64(rk[wi]) + _pop(wv & ((np.uint64(1) << bit) - np.uint64(1)))
+                    e = e if ((wv >> bit) & np.uint64(1)) != 0 and r >= 0 else -1
+                    touch += xent[max(e, 0), 1]  # the final walk's load, issued here
+                    rows[lev, i] = r
+                    hit[i] = e
+                    pend[m2] = i
+                    m2 += e < 0
+            else:
+                single = nref[slot, lev] == 1
+                if not single:  # touch every first probe slot with independent loads, so the misses overlap
+                    for j in range(m):
+                        touch += ht[np.int64((np.uint64((t << 40) | keys[j]) * _HMUL) >> np.uint64(64 - bits)), 0]
+                for j in range(m):
+                    kk = keys[j]
+                    r = _row(t, kk, dense_off, dense, ht, bits, single) if kk >= 0 else -1
+                    rows[lev, pend[j]] = r
+                    keys[j] = r
+                    touch += xent[(r >> 33) + (((r >> 16) & 0x1FFFF) >> 1) if r >= 0 else 0, 0]  # the search's first load
+                for j in range(m):
+                    i = pend[j]
+                    r = keys[j]
+                    e = _find(xent, r, sym[i]) if r >= 0 else -1
+                    hit[i] = e
+                    pend[m2] = i
+                    m2 += e < 0
+            m = m2
     if touch == _TOUCH_NEVER:  # never: keeps the touching loads from being optimised away
         return -1
     ne = 0
     for p in range(gh.shape[0]):
         slot = min(p, ns - 1)
         for i in range(off[p], off[p] + gh[p] * gw[p]):
-            s = sym[i]
-            done = False
+            e = hit[i]
             for lev in range(nlev[slot]):
                 r = rows[lev, i]
                 if r < 0:
                     continue
-                lo = r >> 33
-                ln = (r >> 16) & 0x1FFFF
-                while ln > 1:  # the row's entries again, sorted by symbol (xent = symbol, start, freq): the last
-                    half = ln >> 1  # entry <= s, by a branch-free search (a select, not a mispredicted branch)
-                    lo = lo + half if xent[lo + half, 0] <= s else lo
-                    ln -= half
-                if xent[lo, 0] == s:
-                    starts[ne] = xent[lo, 1]
-                    freqs[ne] = xent[lo, 2]
-                    ne += 1
-                    done = True
+                if e >= (r >> 33) and e < (r >> 33) + ((r >> 16) & 0x1FFFF):  # the hit is in this row
                     break
                 tot = r & 0xFFFF
                 starts[ne] = tot
                 freqs[ne] = TOTAL - tot
                 ne += 1
-            if not done:
-                starts[ne] = scum[slot, s]
-                freqs[ne] = sfreq[slot, s]
-                ne += 1
+            if e >= 0:
+                starts[ne] = xent[e, 1]
+                freqs[ne] = xent[e, 2]
+            else:
+                starts[ne] = scum[slot, sym[i]]
+                freqs[ne] = sfreq[slot, sym[i]]
+            ne += 1
     return ne
 
 
 @numba.njit(**_JIT)
-def encode_words(sym, off, gh, gw, ymap, xmap, nlev, nref, rsrc, rdy, rdx, dense_off, dense, ht, bits,
-                 ent, xent, sfreq, scum, k):  # pragma: no cover
+def encode_words(sym, off, gh, gw, nb, nlev, nref, dense_off, dense, ht, bits,
+                 ent, xent, sfreq, scum, k, bm_off, bm, rk, nw):  # pragma: no cover
     """`encode_events` then rANS in one call: the stream's u16 words, padded to an even count (empty if a symbol is bad)."""
     n = sym.shape[0] * (MAX_LEVELS + 1)
     starts, freqs = np.empty(n, np.int64), np.empty(n, np.int64)
-    ne = encode_events(sym, off, gh, gw, ymap, xmap, nlev, nref, rsrc, rdy, rdx, dense_off, dense, ht, bits,
-                       ent, xent, sfreq, scum, k, starts, freqs)
+    ne = encode_events(sym, off, gh, gw, nb, nlev, nref, dense_off, dense, ht, bits,
+                       ent, xent, sfreq, scum, k, bm_off, bm, rk, nw, starts, freqs)
     if ne < 0:
         return np.empty(0, np.uint16)
     out = np.empty(ne + 3, np.uint16)
@@ -157,8 +205,8 @@ def encode_words(sym, off, gh, gw, ymap, xmap, nlev, nref, rsrc, rdy, rdx, dense
 
 
 @numba.njit(**_JIT)
-def decode_all(words, state, off, gh, gw, ymap, xmap, nlev, nref, rsrc, rdy, rdx, dense_off, dense, ht, bits,
-               ent, sfreq, scum, sdec, k, sym):  # pragma: no cover
+def decode_all(words, state, off, gh, gw, nb, nlev, nref, dense_off, dense, ht, bits,
+               ent, early, sfreq, scum, sdec, k, sym):  # pragma: no cover
     """Decode every symbol in order (words[0:2] hold the state); returns words used, or -1 on a bad stream."""
     x = np.int64(state)
     wi = 2
@@ -166,25 +214,21 @@ def decode_all(words, state, off, gh, gw, ymap, xmap, nlev, nref, rsrc, rdy, rdx
     mask = TOTAL - 1
     ns = nlev.shape[0]
     pre = np.empty((MAX_LEVELS, np.max(gw)), np.int64)
-    early = np.zeros(MAX_LEVELS, np.bool_)
     touch = np.int64(0)
     for p in range(gh.shape[0]):
         slot = min(p, ns - 1)
-        for lev in range(nlev[slot]):
-            # a level whose context lies in earlier planes or rows only: its rows for a whole row of symbols
-            # are looked up before that row is decoded, with independent loads whose cache misses overlap;
-            # only while every level before it is such a level too (after a late level most lookups are wasted)
-            early[lev] = nref[slot, lev] > 0 and (lev == 0 or early[lev - 1])
-            for r in range(nref[slot, lev]):
-                early[lev] = early[lev] and (rsrc[slot, lev, r] > 0 or rdy[slot, lev, r] < 0)
+        # early levels (context in earlier planes or rows only, as for every level before them): their rows
+        # for a whole row of symbols are looked up before that row is decoded, with independent loads whose
+        # cache misses overlap (after a late level most lookups would be wasted)
         for y in range(gh[p]):
             for lev in range(nlev[slot]):
-                if not early[lev]:
+                if not early[slot, lev]:
                     continue
                 t = slot * 4 + lev
                 single = nref[slot, lev] == 1
+                i0 = off[p] + y * gw[p]
                 for xg in range(gw[p]):
-                    key = _ctx(sym, p, y, xg, slot, lev, off, gh, gw, ymap, xmap, nref, rsrc, rdy, rdx, k)
+                    key = _key(sym, nb, lev, i0 + xg, not single, k)
                     pre[lev, xg] = key
                     if key >= 0 and not single:
                         touch += ht[np.int64((np.uint64((t << 40) | key) * _HMUL) >> np.uint64(64 - bits)), 0]
@@ -196,10 +240,10 @@ def decode_all(words, state, off, gh, gw, ymap, xmap, nlev, nref, rsrc, rdy, rdx
             for xg in range(gw[p]):
                 s = -1
                 for lev in range(nlev[slot]):
-                    if early[lev]:
+                    if early[slot, lev]:
                         r = pre[lev, xg]
                     else:
-                        key = _ctx(sym, p, y, xg, slot, lev, off, gh, gw, ymap, xmap, nref, rsrc, rdy, rdx, k)
+                        key = _key(sym, nb, lev, off[p] + y * gw[p] + xg, nref[slot, lev] == 2, k)
                         if key < 0:
                             continue
                         r = _row(slot * 4 + lev, key, dense_off, dense, ht, bits, nref[slot, lev] == 1)
