@@ -45,6 +45,25 @@ def test_round_trip_and_length(small: tuple[Codebook, np.ndarray]) -> None:
         assert bits / 8 <= len(data) <= bits / 8 + 8
 
 
+def test_encoder_bitmaps_match_the_row_search(small: tuple[Codebook, np.ndarray], cifar_images: np.ndarray, monkeypatch) -> None:
+    """The encoder's single-reference bitmaps (K <= 4096) give the bytes of the binary search they replace."""
+    import symcodec.ppm as ppm_mod
+
+    cases = [(small[0].context_model, [[small[1][i, c] for c in range(3)] for i in range(40, 64)])]
+    rgb = registry.get(RGB3)
+    sym = codec.quantize(cifar_images[:16], rgb)
+    cases.append((rgb.context_model, [[sym[i, c] for c in range(3)] for i in range(16)]))
+    for m, images in cases:
+        with_bitmaps = [m.encode(planes) for planes in images]
+        assert m._bitmaps is not None and (m._bitmaps[0] >= 0).any()
+        monkeypatch.setattr(ppm_mod, "_BITMAP_MAX_K", 0)
+        plain = PPMModel.from_bytes(m.to_bytes(), m.k)
+        plain._encoder_tables()  # built lazily: build them while bitmaps are off
+        monkeypatch.undo()
+        assert [plain.encode(planes) for planes in images] == with_bitmaps
+        assert plain._bitmaps is not None and (plain._bitmaps[0] < 0).all()
+
+
 def test_beats_static_on_held_out(small: tuple[Codebook, np.ndarray]) -> None:
     cb, sym = small
     static = cb.model.cross_entropy(sym[48:]) / sym[48:].size
