@@ -148,7 +148,17 @@ def encode_events(sym, off, gh, gw, nb, nlev, nref, dense_off, dense, ht, bits,
                         touch += ht[np.int64((np.uint64((t << 40) | keys[j]) * _HMUL) >> np.uint64(64 - bits)), 0]
                 for j in range(m):
                     kk = keys[j]
-                    r = _row(t, kk, dense_off, dense, ht, bits, single) if kk >= 0 else -1
+                    if single:
+                        r = _row(t, kk, dense_off, dense, ht, bits, True) if kk >= 0 else -1
+                    else:  # the first two probes by selects (at load <= 1/2 they almost always decide): no branch waits on a miss
+                        key = (t << 40) | kk
+                        h = np.int64((np.uint64(key) * _HMUL) >> np.uint64(64 - bits))
+                        h1 = (h + 1) & ((1 << bits) - 1)
+                        c0, c1, v0, v1 = ht[h, 0], ht[h1, 0], ht[h, 1], ht[h1, 1]
+                        r = v0 if c0 == key else (v1 if c1 == key else -1)
+                        if c0 != key and c0 >= 0 and c1 != key and c1 >= 0:
+                            r = _row(t, kk, dense_off, dense, ht, bits, False)
+                        r = r if kk >= 0 else -1
                     rows[lev, pend[j]] = r
                     keys[j] = r
                     touch += xent[(r >> 33) + (((r >> 16) & 0x1FFFF) >> 1) if r >= 0 else 0, 0]  # the search's first load
