@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from numba.extending import overload
 
 from .kernels import _TOUCH_NEVER
 from .rans import _encode as rans_encode
@@ -55,18 +56,31 @@ def _row(t, key, dense_off, dense, ht, bits, single):  # pragma: no cover - comp
         h = (h + 1) & mask
 
 
-@numba.njit(inline="always", **_JIT)
-def _key(sym, nb, lev, i, two, k):  # pragma: no cover - compiled
-    """Context value of level `lev` for symbol i: one symbol, or a * K + b for two; -1 if unavailable."""
-    a = nb[lev, 0, i]
-    if a < 0:
-        return np.int64(-1)
-    if not two:
-        return np.int64(sym[a])
-    b = nb[lev, 1, i]
-    if b < 0:
-        return np.int64(-1)
-    return np.int64(sym[a]) * k + np.int64(sym[b])
+def _key(sym, nb, yrow, xcol, p, lev, i, y, x, two, k):  # pragma: no cover - compiled (see _key_impl)
+    """Context value of level `lev` for symbol i at (p, y, x): one symbol, or a * K + b for two; -1 if unavailable."""
+
+
+@overload(_key, jit_options=_JIT)
+def _key_impl(sym, nb, yrow, xcol, p, lev, i, y, x, two, k):  # pragma: no cover - compiled
+    """Reference r is the symbol nb[lev, r, i] where the layout has a table per symbol (a 3-d nb: small
+    images), else yrow[p, lev, r, y] + xcol[p, lev, r, x] (its row start and its column); -1 marks a
+    reference outside. Chosen by nb's type, so each kernel is compiled for one of the two."""
+    if nb.ndim == 3:
+        def per_symbol(sym, nb, yrow, xcol, p, lev, i, y, x, two, k):
+            a0 = np.int64(nb[lev, 0, i])
+            a1 = np.int64(nb[lev, 1, i]) if two else np.int64(0)
+            if a0 < 0 or a1 < 0:
+                return np.int64(-1)
+            return np.int64(sym[a0]) * k + np.int64(sym[a1]) if two else np.int64(sym[a0])
+        return per_symbol
+
+    def per_row(sym, nb, yrow, xcol, p, lev, i, y, x, two, k):
+        a0, b0 = yrow[p, lev, 0, y], xcol[p, lev, 0, x]
+        a1, b1 = (yrow[p, lev, 1, y], xcol[p, lev, 1, x]) if two else (np.int64(0), np.int64(0))
+        if a0 < 0 or b0 < 0 or a1 < 0 or b1 < 0:
+            return np.int64(-1)
+        return np.int64(sym[a0 + b0]) * k + np.int64(sym[a1 + b1]) if two else np.int64(sym[a0 + b0])
+    return per_row
 
 
 @numba.njit(inline="always", **_JIT)
@@ -91,7 +105,7 @@ def _find(xent, r, s):  # pragma: no cover - compiled
 
 
 @numba.njit(**_JIT)
-def encode_events(sym, off, gh, gw, nb, nlev, nref, dense_off, dense, ht, bits,
+def encode_events(sym, off, gh, gw, nb, yrow, xcol, nlev, nref, dense_off, dense, ht, bits,
                   ent, xent, sfreq, scum, k, bm_off, bm, rk, nw, starts, freqs):  # pragma: no cover
     """Forward pass: (start, freq) of every coded event in decoding order; returns the event count.
 
@@ -109,17 +123,22 @@ def encode_events(sym, off, gh, gw, nb, nlev, nref, dense_off, dense, ht, bits,
     hit = np.full(n, -1, np.int64)  # entry (xent) that codes the symbol, -1 for the static table
     keys = np.empty(n, np.int64)
     pend = np.empty(n, np.int64)
+    py, px = np.empty(n, np.int32), np.empty(n, np.int32)
     touch = np.int64(0)
     for p in range(gh.shape[0]):
         slot = min(p, ns - 1)
         m = gh[p] * gw[p]
-        for j in range(m):
-            pend[j] = off[p] + j
+        for y in range(gh[p]):
+            for x in range(gw[p]):
+                i = off[p] + y * gw[p] + x
+                pend[i - off[p]] = i
+                py[i], px[i] = y, x
         for lev in range(nlev[slot]):
             t = slot * 4 + lev
             two = nref[slot, lev] == 2
             for j in range(m):
-                keys[j] = _key(sym, nb, lev, pend[j], two, k)
+                i = pend[j]
+                keys[j] = _key(sym, nb, yrow, xcol, p, lev, i, py[i], px[i], two, k)
             b0 = bm_off[t]
             m2 = 0
             if b0 >= 0:  # branch-free, so the bitmap and entry loads of different symbols overlap
@@ -198,12 +217,12 @@ def encode_events(sym, off, gh, gw, nb, nlev, nref, dense_off, dense, ht, bits,
 
 
 @numba.njit(**_JIT)
-def encode_words(sym, off, gh, gw, nb, nlev, nref, dense_off, dense, ht, bits,
+def encode_words(sym, off, gh, gw, nb, yrow, xcol, nlev, nref, dense_off, dense, ht, bits,
                  ent, xent, sfreq, scum, k, bm_off, bm, rk, nw):  # pragma: no cover
     """`encode_events` then rANS in one call: the stream's u16 words, padded to an even count (empty if a symbol is bad)."""
     n = sym.shape[0] * (MAX_LEVELS + 1)
     starts, freqs = np.empty(n, np.int64), np.empty(n, np.int64)
-    ne = encode_events(sym, off, gh, gw, nb, nlev, nref, dense_off, dense, ht, bits,
+    ne = encode_events(sym, off, gh, gw, nb, yrow, xcol, nlev, nref, dense_off, dense, ht, bits,
                        ent, xent, sfreq, scum, k, bm_off, bm, rk, nw, starts, freqs)
     if ne < 0:
         return np.empty(0, np.uint16)
@@ -215,7 +234,7 @@ def encode_words(sym, off, gh, gw, nb, nlev, nref, dense_off, dense, ht, bits,
 
 
 @numba.njit(**_JIT)
-def decode_all(words, state, off, gh, gw, nb, nlev, nref, dense_off, dense, ht, bits,
+def decode_all(words, state, off, gh, gw, nb, yrow, xcol, nlev, nref, dense_off, dense, ht, bits,
                ent, early, sfreq, scum, sdec, k, sym):  # pragma: no cover
     """Decode every symbol in order (words[0:2] hold the state); returns words used, or -1 on a bad stream."""
     x = np.int64(state)
@@ -236,9 +255,8 @@ def decode_all(words, state, off, gh, gw, nb, nlev, nref, dense_off, dense, ht, 
                     continue
                 t = slot * 4 + lev
                 single = nref[slot, lev] == 1
-                i0 = off[p] + y * gw[p]
                 for xg in range(gw[p]):
-                    key = _key(sym, nb, lev, i0 + xg, not single, k)
+                    key = _key(sym, nb, yrow, xcol, p, lev, off[p] + y * gw[p] + xg, y, xg, not single, k)
                     pre[lev, xg] = key
                     if key >= 0 and not single:
                         touch += ht[np.int64((np.uint64((t << 40) | key) * _HMUL) >> np.uint64(64 - bits)), 0]
@@ -253,7 +271,7 @@ def decode_all(words, state, off, gh, gw, nb, nlev, nref, dense_off, dense, ht, 
                     if early[slot, lev]:
                         r = pre[lev, xg]
                     else:
-                        key = _key(sym, nb, lev, off[p] + y * gw[p] + xg, nref[slot, lev] == 2, k)
+                        key = _key(sym, nb, yrow, xcol, p, lev, off[p] + y * gw[p] + xg, y, xg, nref[slot, lev] == 2, k)
                         if key < 0:
                             continue
                         r = _row(slot * 4 + lev, key, dense_off, dense, ht, bits, nref[slot, lev] == 1)

@@ -64,6 +64,26 @@ def test_encoder_bitmaps_match_the_row_search(small: tuple[Codebook, np.ndarray]
         assert plain._bitmaps is not None and (plain._bitmaps[0] < 0).all()
 
 
+def test_per_symbol_and_per_row_layouts_agree(small: tuple[Codebook, np.ndarray], photo: np.ndarray, monkeypatch) -> None:
+    """Small images read context references from a per-symbol table, large ones from row and column maps: same bytes."""
+    import symcodec.ppm as ppm_mod
+
+    m = small[0].context_model
+    rng = np.random.default_rng(5)
+    shapes = [[(16, 16)] * 3, [(9, 13)] * 3, [(1, 7), (1, 7)], [(20, 11), (10, 6), (10, 6)]]
+    cases = [(sh, [rng.integers(0, m.k, s) for s in sh]) for sh in shapes]
+    cases.append(([(16, 16)] * 3, [small[1][50, c] for c in range(3)]))
+    for sh, planes in cases:
+        assert m.layout(sh)[3].ndim == 3
+        data = m.encode(planes)
+        monkeypatch.setattr(ppm_mod, "_NB_MAX", 0)
+        m2 = PPMModel.from_bytes(m.to_bytes(), m.k)
+        assert m2.layout(sh)[3].ndim == 2
+        assert m2.encode(planes) == data
+        assert all((a == b).all() for a, b in zip(m2.decode(data, sh), planes))
+        monkeypatch.undo()
+
+
 def test_beats_static_on_held_out(small: tuple[Codebook, np.ndarray]) -> None:
     cb, sym = small
     static = cb.model.cross_entropy(sym[48:]) / sym[48:].size
