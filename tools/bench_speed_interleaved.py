@@ -1,6 +1,6 @@
 """CIFAR-10 encode/decode speed of codebooks against Pillow, robust to a shared, loaded machine.
 
-Usage: python tools/bench_speed_interleaved.py CODEBOOK... [--json PATH]
+Usage: python tools/bench_speed_interleaved.py CODEBOOK... [--json PATH] [--stages]
 Times batches of 50 different test images, codecs interleaved batch by batch, 40 rounds; reports each
 codec's best batch (the minimum approximates the speed on a quiet machine, as every codec gets the same
 chances). tools/bench_codec.py times best-of-3 passes over 1,000 images, which load swings distort.
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import symcodec  # noqa: E402
-from symcodec import registry, sources  # noqa: E402
+from symcodec import container, plans, registry, sources  # noqa: E402
 
 CIFAR_TEST = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg" / "test.tar"
 
@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("codebooks", nargs="+")
     ap.add_argument("--json", default=None)
     ap.add_argument("--rounds", type=int, default=40)
+    ap.add_argument("--stages", action="store_true", help="also time the centroid search and the entropy coder alone (model-3 codebooks)")
     a = ap.parse_args()
     cbs = [registry.get(n) for n in a.codebooks]
     xs, jp = [], []
@@ -43,6 +44,12 @@ def main() -> None:
     b = 50
     ds = {c.name: [symcodec.encode(x, c) for x in xs] for c in cbs}  # also warms every cache
     pils = [Image.fromarray(x) for x in xs]
+    stages = {}  # name: (plan, symbols, payloads) for model-3 codebooks
+    if a.stages:
+        for c in cbs:
+            if c.context_model is not None and c.context_model.model_id == 3:
+                pl = plans.encoder(c, 32, 32, "RGB")
+                stages[c.name] = (pl, [pl.symbols(x) for x in xs], [container.read(d).payload for d in ds[c.name]])
     best: dict[str, float] = {}
 
     def tm(key: str, f) -> None:
@@ -56,6 +63,11 @@ def main() -> None:
         for c in cbs:
             tm(f"{c.name} decode", lambda: [symcodec.decode(d, c) for d in ds[c.name][sl]])
             tm(f"{c.name} encode", lambda: [symcodec.encode(x, c) for x in xs[sl]])
+            if c.name in stages:
+                pl, sy, pay = stages[c.name]
+                tm(f"{c.name} stage: centroid search", lambda: [pl.symbols(x) for x in xs[sl]])
+                tm(f"{c.name} stage: entropy encode", lambda: [pl.model.encode_flat(s, pl.geo) for s in sy[sl]])
+                tm(f"{c.name} stage: entropy decode", lambda: [pl.model.decode_flat(q, pl.geo) for q in pay[sl]])
         tm("jpeg decode (source files)", lambda: [np.asarray(Image.open(io.BytesIO(j)).convert("RGB")) for j in jp[sl]])
         tm("webp q75 encode", lambda: [p.save(io.BytesIO(), "WEBP", quality=75) for p in pils[sl]])
     ips = {k: 1 / v for k, v in best.items()}
@@ -64,7 +76,7 @@ def main() -> None:
         res[f"{c.name} decode_vs_jpeg"] = ips[f"{c.name} decode"] / ips["jpeg decode (source files)"]
         res[f"{c.name} encode_vs_webp"] = ips[f"{c.name} encode"] / ips["webp q75 encode"]
     for k, v in ips.items():
-        print(f"  {k:<40} {v:8.0f} images/s")
+        print(f"  {k:<48} {v:8.0f} images/s ({1e6 / v:5.0f} us)")
     for c in cbs:
         print(f"  {c.name:<40} decode {res[f'{c.name} decode_vs_jpeg']:.2f}x JPEG, encode {res[f'{c.name} encode_vs_webp']:.2f}x WebP")
     print(f"  load average (1 min) before / after: {load0:.2f} / {res['loadavg_1min_after']:.2f}")
