@@ -337,7 +337,7 @@ class PPMModel(EventCoder):
         geo = self.layout([p.shape for p in planes])
         sym = np.concatenate([np.asarray(p).ravel() for p in planes]).astype(np.int64, copy=False)
         n = sym.size * (MAX_LEVELS + 1)
-        starts, freqs = np.empty(n, np.int64), np.empty(n, np.int64)
+        starts, freqs = np.empty(n, np.int32), np.empty(n, np.int32)
         ne = kern.encode_events(sym, *geo, *self._encoder_tables(), starts, freqs)
         if ne < 0:
             raise ValueError(f"symbols outside 0..{self.k - 1}")

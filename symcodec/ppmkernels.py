@@ -112,33 +112,36 @@ def encode_events(sym, off, gh, gw, nb, yrow, xcol, nlev, nref, dense_off, dense
     The encoder knows every symbol up front, so it finds each symbol's entry level by level for all the
     symbols of a plane still pending (independent loads, whose cache misses overlap), then walks each
     symbol's escape chain. Single-reference levels with a bitmap (bm_off >= 0) answer "is s in the row of
-    context c, at which entry" from one bitmap word and its rank; the others search the row.
+    context c, at which entry" from one bitmap word and its rank; the others search the row. Work arrays
+    are per plane; starts and freqs (int32, room for 5 events a symbol) are the only ones per image.
     """
     n = sym.shape[0]
     for i in range(n):
         if sym[i] < 0 or sym[i] >= k:
             return -1
     ns = nlev.shape[0]
-    rows = np.empty((MAX_LEVELS, n), np.int64)  # read only up to each symbol's hit level
-    hit = np.full(n, -1, np.int64)  # entry (xent) that codes the symbol, -1 for the static table
-    keys = np.empty(n, np.int64)
-    pend = np.empty(n, np.int64)
-    py, px = np.empty(n, np.int32), np.empty(n, np.int32)
+    mx = np.max(gh * gw)  # per-plane work arrays, reused plane after plane (indices within the plane)
+    rows = np.empty((MAX_LEVELS, mx), np.int64)  # read only up to each symbol's hit level
+    hit = np.empty(mx, np.int64)  # entry (xent) that codes the symbol, -1 for the static table
+    keys = np.empty(mx, np.int64)
+    pend = np.empty(mx, np.int64)
+    py, px = np.empty(mx, np.int32), np.empty(mx, np.int32)
     touch = np.int64(0)
+    ne = 0
     for p in range(gh.shape[0]):
         slot = min(p, ns - 1)
+        o = off[p]
         m = gh[p] * gw[p]
         for y in range(gh[p]):
             for x in range(gw[p]):
-                i = off[p] + y * gw[p] + x
-                pend[i - off[p]] = i
-                py[i], px[i] = y, x
+                j = y * gw[p] + x
+                pend[j], py[j], px[j], hit[j] = j, y, x, -1
         for lev in range(nlev[slot]):
             t = slot * 4 + lev
             two = nref[slot, lev] == 2
             for j in range(m):
                 i = pend[j]
-                keys[j] = _key(sym, nb, yrow, xcol, p, lev, i, py[i], px[i], two, k)
+                keys[j] = _key(sym, nb, yrow, xcol, p, lev, o + i, py[i], px[i], two, k)
             b0 = bm_off[t]
             m2 = 0
             if b0 >= 0:  # branch-free, so the bitmap and entry loads of different symbols overlap
@@ -149,7 +152,7 @@ def encode_events(sym, off, gh, gw, nb, yrow, xcol, nlev, nref, dense_off, dense
                     kc = max(kk, 0)
                     r = dense[d0 + kc]
                     r = r if kk >= 0 else -1
-                    s = sym[i]
+                    s = sym[o + i]
                     wi = b0 + kc * nw + (s >> 6)
                     wv = bm[wi]
                     bit = np.uint64(s & 63)
@@ -184,17 +187,12 @@ def encode_events(sym, off, gh, gw, nb, yrow, xcol, nlev, nref, dense_off, dense
                 for j in range(m):
                     i = pend[j]
                     r = keys[j]
-                    e = _find(xent, r, sym[i]) if r >= 0 else -1
+                    e = _find(xent, r, sym[o + i]) if r >= 0 else -1
                     hit[i] = e
                     pend[m2] = i
                     m2 += e < 0
             m = m2
-    if touch == _TOUCH_NEVER:  # never: keeps the touching loads from being optimised away
-        return -1
-    ne = 0
-    for p in range(gh.shape[0]):
-        slot = min(p, ns - 1)
-        for i in range(off[p], off[p] + gh[p] * gw[p]):
+        for i in range(gh[p] * gw[p]):  # the plane's events, in coding order
             e = hit[i]
             for lev in range(nlev[slot]):
                 r = rows[lev, i]
@@ -210,9 +208,11 @@ def encode_events(sym, off, gh, gw, nb, yrow, xcol, nlev, nref, dense_off, dense
                 starts[ne] = xent[e, 1]
                 freqs[ne] = xent[e, 2]
             else:
-                starts[ne] = scum[slot, sym[i]]
-                freqs[ne] = sfreq[slot, sym[i]]
+                starts[ne] = scum[slot, sym[o + i]]
+                freqs[ne] = sfreq[slot, sym[o + i]]
             ne += 1
+    if touch == _TOUCH_NEVER:  # never: keeps the touching loads from being optimised away
+        return -1
     return ne
 
 
@@ -221,7 +221,7 @@ def encode_words(sym, off, gh, gw, nb, yrow, xcol, nlev, nref, dense_off, dense,
                  ent, xent, sfreq, scum, k, bm_off, bm, rk, nw):  # pragma: no cover
     """`encode_events` then rANS in one call: the stream's u16 words, padded to an even count (empty if a symbol is bad)."""
     n = sym.shape[0] * (MAX_LEVELS + 1)
-    starts, freqs = np.empty(n, np.int64), np.empty(n, np.int64)
+    starts, freqs = np.empty(n, np.int32), np.empty(n, np.int32)
     ne = encode_events(sym, off, gh, gw, nb, yrow, xcol, nlev, nref, dense_off, dense, ht, bits,
                        ent, xent, sfreq, scum, k, bm_off, bm, rk, nw, starts, freqs)
     if ne < 0:
