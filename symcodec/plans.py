@@ -42,6 +42,7 @@ class _Plan:
         small = hdr.width * hdr.height * cb.dim <= (1 << 24)
         self.small_ycc = cb.colour == 1 and small
         self.small_planes = cb.colour == 0 and small and self.ppm
+        self.fused = self.small_planes and cb.patch == 2  # search and entropy coding in one kernel call
 
     # -- encoding ---------------------------------------------------------------------------------------
     def symbols(self, a: np.ndarray, threads: int = 1) -> Any:
@@ -69,6 +70,14 @@ class _Plan:
         """The `.sym` bytes of an image matching this plan."""
         from .codec import payload
 
+        if self.fused and threads <= 1:
+            from .ppmkernels import encode_image_u8
+
+            s = self.cb.searcher
+            words = encode_image_u8(a[None], s.centroids, s.lut, s.bits, s.nbr, s.nbrd, s.table, s.cand, *self.geo,
+                                    *self.model._encoder_tables())
+            if words.size:  # else a search cell is not built yet: the long way builds it
+                return b"".join((self.prefix, chunks.pack_chunk(b"SDAT", words.astype("<u2", copy=False).tobytes()), _SEND))
         syms = self.symbols(a, threads)
         data = self.model.encode_flat(syms, self.geo) if self.ppm else payload(self.cb, syms)
         return b"".join((self.prefix, chunks.pack_chunk(b"SDAT", data), _SEND))

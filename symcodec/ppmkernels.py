@@ -11,7 +11,7 @@ import numba
 import numpy as np
 from numba.extending import overload
 
-from .kernels import _TOUCH_NEVER
+from .kernels import _TOUCH_NEVER, cells_search, extract_u8
 from .rans import _encode as rans_encode
 
 _JIT = {"cache": True, "nogil": True, "boundscheck": False}
@@ -231,6 +231,22 @@ def encode_words(sym, off, gh, gw, nb, yrow, xcol, nlev, nref, dense_off, dense,
     res = np.zeros(m + (m & 1), np.uint16)
     res[:m] = out[out.shape[0] - m :]
     return res
+
+
+@numba.njit(**_JIT)
+def encode_image_u8(img, cent, lut, sbits, nbr, nbrd, table, cand, off, gh, gw, nb, yrow, xcol, nlev, nref, dense_off,
+                    dense, ht, bits, ent, xent, sfreq, scum, k, bm_off, bm, rk, nw):  # pragma: no cover - compiled
+    """2x2 patches of a (1, H, W, planes) uint8 image, their nearest centroids (symcodec.search's cell
+    search) and `encode_words`, in one call: the stream's words, or none when a search cell is not built
+    yet (the caller then takes the long way, which builds it)."""
+    pt = np.empty((1, img.shape[3], gh[0], gw[0], 4), np.float32)
+    extract_u8(img, 2, pt)
+    x = pt.reshape(-1, 4)
+    sym = np.empty(x.shape[0], np.int32)
+    if cells_search(x, 0, cent, lut, sbits, nbr, nbrd, table, cand, sym) != x.shape[0]:
+        return np.empty(0, np.uint16)
+    return encode_words(sym, off, gh, gw, nb, yrow, xcol, nlev, nref, dense_off, dense, ht, bits,
+                        ent, xent, sfreq, scum, k, bm_off, bm, rk, nw)
 
 
 @numba.njit(**_JIT)

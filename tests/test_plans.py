@@ -39,6 +39,21 @@ def test_plan_bytes_and_pixels_match_the_general_path(name, cifar_images, photo)
         np.testing.assert_array_equal(symcodec.decode(d), fast)  # codebook found by id
 
 
+def test_fused_encode_builds_missing_cells_the_long_way(cifar_images, photo):
+    """RGB model-3 plans search and entropy-code in one kernel; a cell not yet built sends that image the long way."""
+    from symcodec.codebook import Codebook
+
+    cb = Codebook.from_bytes(registry.get("cifar10-2x2-k2048-ppm").to_bytes())  # a fresh, empty cell cache
+    for a in [cifar_images[10], photo[:32, :32], cifar_images[10], photo[:32, :32]]:
+        a = np.ascontiguousarray(a)
+        before = int(cb.searcher.used[0])
+        d = symcodec.encode(a, cb)
+        assert d == general_encode(a, cb)
+        assert plans.encoder(cb, 32, 32, "RGB").fused
+        if before == 0:
+            assert cb.searcher.used[0] > 0  # the first image built its cells
+
+
 def test_plan_grey_images(mnist_test_images):
     from symcodec.sources import load_arrays
 
