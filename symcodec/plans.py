@@ -43,6 +43,10 @@ class _Plan:
         self.small_ycc = cb.colour == 1 and small
         self.small_planes = cb.colour == 0 and small and self.ppm
         self.fused = self.small_planes and cb.patch == 2  # search and entropy coding in one kernel call
+        self.gather_shape = self.sym_shape = None
+        if self.ppm and cb.colour == 0 and hdr.mode == "RGB":  # (L keeps codec.pixels, which drops the axis)
+            self.gather_shape = (1, hdr.height, hdr.width, hdr.planes)
+            self.sym_shape = (1, hdr.planes, *hdr.grid)
 
     # -- encoding ---------------------------------------------------------------------------------------
     def symbols(self, a: np.ndarray, threads: int = 1) -> Any:
@@ -89,6 +93,10 @@ class _Plan:
 
         hdr = self.hdr
         sym = self.model.decode_flat(payload, self.geo) if self.ppm else decode_symbols(container.SymFile(hdr, payload), self.cb)
+        if self.gather_shape is not None:  # per-plane symbols: the gather kernel straight into the output
+            out = np.empty(self.gather_shape, np.uint8)
+            kernels.gather(sym.reshape(self.sym_shape), self.cb.table_u8, self.cb.patch, out)
+            return out[0]
         out = pixels(hdr, self.cb, sym)
         return out[:, :, 0] if hdr.mode == "L" else out
 

@@ -366,8 +366,8 @@ class PPMModel(EventCoder):
         words, state = stream_words(data)
         if state < kern.RANS_L:
             raise DecodeError("corrupt symbol stream: bad initial state")
-        gh, gw = geo[1], geo[2]
-        sym = np.empty(int((gh * gw).sum()), np.int32)
+        off, gh, gw = geo[0], geo[1], geo[2]
+        sym = np.empty(int(off[-1] + gh[-1] * gw[-1]), np.int32)
         used = kern.decode_all(words, state, *geo, *self._args, self.early, self.sfreq, self.scum, self.sdec, self.k, sym)
         if used < 0 or not (used == words.size or (used == words.size - 1 and words[-1] == 0)):
             raise DecodeError("corrupt symbol stream: it does not decode to exactly the symbols HEAD declares")
