@@ -11,7 +11,7 @@ import numba
 import numpy as np
 from numba.extending import overload
 
-from .kernels import _TOUCH_NEVER, cells_search, extract_u8
+from .kernels import cells_search, extract_u8, prefetch
 from .rans import _encode as rans_encode
 
 _JIT = {"cache": True, "nogil": True, "boundscheck": False}
@@ -126,8 +126,8 @@ def encode_events(sym, off, gh, gw, nb, yrow, xcol, nlev, nref, dense_off, dense
     keys = np.empty(mx, np.int64)
     pend = np.empty(mx, np.int64)
     py, px = np.empty(mx, np.int32), np.empty(mx, np.int32)
-    touch = np.int64(0)
     ne = 0
+    hbase, xbase = ht.ctypes.data, xent.ctypes.data
     for p in range(gh.shape[0]):
         slot = min(p, ns - 1)
         o = off[p]
@@ -158,16 +158,16 @@ def encode_events(sym, off, gh, gw, nb, yrow, xcol, nlev, nref, dense_off, dense
                     bit = np.uint64(s & 63)
                     e = (r >> 33) + np.int64(rk[wi]) + _pop(wv & ((np.uint64(1) << bit) - np.uint64(1)))
                     e = e if ((wv >> bit) & np.uint64(1)) != 0 and r >= 0 else -1
-                    touch += xent[max(e, 0), 1]  # the final walk's load, issued here
+                    prefetch(xbase + 6 * max(e, 0))  # for the final walk
                     rows[lev, i] = r
                     hit[i] = e
                     pend[m2] = i
                     m2 += e < 0
             else:
                 single = nref[slot, lev] == 1
-                if not single:  # touch every first probe slot with independent loads, so the misses overlap
+                if not single:  # prefetch every first probe slot, so the misses overlap
                     for j in range(m):
-                        touch += ht[np.int64((np.uint64((t << 40) | keys[j]) * _HMUL) >> np.uint64(64 - bits)), 0]
+                        prefetch(hbase + 16 * np.int64((np.uint64((t << 40) | keys[j]) * _HMUL) >> np.uint64(64 - bits)))
                 for j in range(m):
                     kk = keys[j]
                     if single:
@@ -183,7 +183,7 @@ def encode_events(sym, off, gh, gw, nb, yrow, xcol, nlev, nref, dense_off, dense
                         r = r if kk >= 0 else -1
                     rows[lev, pend[j]] = r
                     keys[j] = r
-                    touch += xent[(r >> 33) + (((r >> 16) & 0x1FFFF) >> 1) if r >= 0 else 0, 0]  # the search's first load
+                    prefetch(xbase + 6 * ((r >> 33) + (((r >> 16) & 0x1FFFF) >> 1) if r >= 0 else 0))  # the search's first load
                 for j in range(m):
                     i = pend[j]
                     r = keys[j]
@@ -211,8 +211,6 @@ def encode_events(sym, off, gh, gw, nb, yrow, xcol, nlev, nref, dense_off, dense
                 starts[ne] = scum[slot, sym[o + i]]
                 freqs[ne] = sfreq[slot, sym[o + i]]
             ne += 1
-    if touch == _TOUCH_NEVER:  # never: keeps the touching loads from being optimised away
-        return -1
     return ne
 
 
@@ -259,7 +257,7 @@ def decode_all(words, state, off, gh, gw, nb, yrow, xcol, nlev, nref, dense_off,
     mask = TOTAL - 1
     ns = nlev.shape[0]
     pre = np.empty((MAX_LEVELS, np.max(gw)), np.int64)
-    touch = np.int64(0)
+    hbase, ebase = ht.ctypes.data, ent.ctypes.data
     for p in range(gh.shape[0]):
         slot = min(p, ns - 1)
         # early levels (context in earlier planes or rows only, as for every level before them): their rows
@@ -275,12 +273,12 @@ def decode_all(words, state, off, gh, gw, nb, yrow, xcol, nlev, nref, dense_off,
                     key = _key(sym, nb, yrow, xcol, p, lev, off[p] + y * gw[p] + xg, y, xg, not single, k)
                     pre[lev, xg] = key
                     if key >= 0 and not single:
-                        touch += ht[np.int64((np.uint64((t << 40) | key) * _HMUL) >> np.uint64(64 - bits)), 0]
+                        prefetch(hbase + 16 * np.int64((np.uint64((t << 40) | key) * _HMUL) >> np.uint64(64 - bits)))
                 for xg in range(gw[p]):
                     if pre[lev, xg] >= 0:
                         pre[lev, xg] = _row(t, pre[lev, xg], dense_off, dense, ht, bits, single)
                         if pre[lev, xg] >= 0:
-                            touch += ent[pre[lev, xg] >> 33, 0]
+                            prefetch(ebase + 6 * (pre[lev, xg] >> 33))
             for xg in range(gw[p]):
                 s = -1
                 for lev in range(nlev[slot]):
@@ -320,7 +318,7 @@ def decode_all(words, state, off, gh, gw, nb, yrow, xcol, nlev, nref, dense_off,
                         x = (x << 16) | np.int64(words[wi])
                         wi += 1
                 sym[off[p] + y * gw[p] + xg] = s
-    if x != RANS_L or touch == _TOUCH_NEVER:  # (never the latter: keeps the touching loads)
+    if x != RANS_L:
         return -1
     return wi
 
