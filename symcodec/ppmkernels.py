@@ -146,6 +146,11 @@ def encode_events(sym, off, gh, gw, nb, yrow, xcol, nlev, nref, dense_off, dense
             m2 = 0
             if b0 >= 0:  # branch-free, so the bitmap and entry loads of different symbols overlap
                 d0 = dense_off[t]
+                bmb, rkb = bm.ctypes.data, rk.ctypes.data
+                for j in range(m):  # every bitmap word and rank first
+                    wi = b0 + max(keys[j], 0) * nw + (sym[o + pend[j]] >> 6)
+                    prefetch(bmb + 8 * wi)
+                    prefetch(rkb + 2 * wi)
                 for j in range(m):
                     i = pend[j]
                     kk = keys[j]
@@ -183,7 +188,9 @@ def encode_events(sym, off, gh, gw, nb, yrow, xcol, nlev, nref, dense_off, dense
                         r = r if kk >= 0 else -1
                     rows[lev, pend[j]] = r
                     keys[j] = r
-                    prefetch(xbase + 6 * ((r >> 33) + (((r >> 16) & 0x1FFFF) >> 1) if r >= 0 else 0))  # the search's first load
+                    lo = (r >> 33) if r >= 0 else 0
+                    prefetch(xbase + 6 * lo)  # the row's entries (first and last line), for the search
+                    prefetch(xbase + 6 * (lo + (((r >> 16) & 0x1FFFF) if r >= 0 else 1) - 1))
                 for j in range(m):
                     i = pend[j]
                     r = keys[j]
