@@ -20,6 +20,7 @@ PREC = 16
 TOTAL = 1 << PREC
 RANS_L = 1 << 16
 MAX_LEVELS = 4
+AHEAD = 16  # software pipelining: prefetch for the item this many places ahead (16 beat 8 and 32 on CIFAR)
 _HMUL = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -110,7 +111,7 @@ def encode_events(sym, off, gh, gw, nb, yrow, xcol, nlev, nref, dense_off, dense
     """Forward pass: (start, freq) of every coded event in decoding order; returns the event count.
 
     The encoder knows every symbol up front, so it finds each symbol's entry level by level for all the
-    symbols of a plane still pending (independent loads, whose cache misses overlap), then walks each
+    symbols of a plane still pending (independent loads, each prefetched AHEAD symbols early), then walks each
     symbol's escape chain. Single-reference levels with a bitmap (bm_off >= 0) answer "is s in the row of
     context c, at which entry" from one bitmap word and its rank; the others search the row. Work arrays
     are per plane; starts and freqs (int32, room for 5 events a symbol) are the only ones per image.
@@ -147,11 +148,13 @@ def encode_events(sym, off, gh, gw, nb, yrow, xcol, nlev, nref, dense_off, dense
             if b0 >= 0:  # branch-free, so the bitmap and entry loads of different symbols overlap
                 d0 = dense_off[t]
                 bmb, rkb = bm.ctypes.data, rk.ctypes.data
-                for j in range(m):  # every bitmap word and rank first
-                    wi = b0 + max(keys[j], 0) * nw + (sym[o + pend[j]] >> 6)
-                    prefetch(bmb + 8 * wi)
-                    prefetch(rkb + 2 * wi)
-                for j in range(m):
+                for j in range(-AHEAD, m):  # symbol j + AHEAD's bitmap word and rank are prefetched at j
+                    if j + AHEAD < m:
+                        wi = b0 + max(keys[j + AHEAD], 0) * nw + (sym[o + pend[j + AHEAD]] >> 6)
+                        prefetch(bmb + 8 * wi)
+                        prefetch(rkb + 2 * wi)
+                    if j < 0:
+                        continue
                     i = pend[j]
                     kk = keys[j]
                     kc = max(kk, 0)
@@ -170,10 +173,11 @@ def encode_events(sym, off, gh, gw, nb, yrow, xcol, nlev, nref, dense_off, dense
                     m2 += e < 0
             else:
                 single = nref[slot, lev] == 1
-                if not single:  # prefetch every first probe slot, so the misses overlap
-                    for j in range(m):
-                        prefetch(hbase + 16 * np.int64((np.uint64((t << 40) | keys[j]) * _HMUL) >> np.uint64(64 - bits)))
-                for j in range(m):
+                for j in range(-AHEAD, m):  # symbol j + AHEAD's first probe slot is prefetched at j
+                    if not single and j + AHEAD < m:
+                        prefetch(hbase + 16 * np.int64((np.uint64((t << 40) | keys[j + AHEAD]) * _HMUL) >> np.uint64(64 - bits)))
+                    if j < 0:
+                        continue
                     kk = keys[j]
                     if single:
                         r = _row(t, kk, dense_off, dense, ht, bits, True) if kk >= 0 else -1
