@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import chunks, container, kernels, registry
+from . import chunks, colour, container, kernels, ppmkernels, registry
 from .codebook import Codebook
 from .errors import SymcodecError
 
@@ -51,15 +51,13 @@ class _Plan:
     # -- encoding ---------------------------------------------------------------------------------------
     def symbols(self, a: np.ndarray, threads: int = 1) -> Any:
         """Symbols of an (H, W, planes) uint8 image: flat int32 for model 3, else as `codec.symbols`."""
+        cb = self.cb
+        if self.small_ycc and self.ppm:  # colour conversion and patches in one kernel, one search, no per-plane arrays
+            return cb.searcher.nearest(colour._ycc_patches(a, cb.patch), threads=threads)
         from .codec import quantize, quantize_ycc, symbols
 
-        cb = self.cb
         if not self.ppm:
             return symbols(a, cb, threads)
-        if self.small_ycc:  # colour conversion and patches in one kernel, one search, no per-plane arrays
-            from .colour import _ycc_patches
-
-            return cb.searcher.nearest(_ycc_patches(a, cb.patch), threads=threads)
         if self.small_planes:  # patches straight into one (planes * gh * gw, dim) array, one search
             p = cb.patch
             gh, gw = self.hdr.grid
@@ -72,16 +70,14 @@ class _Plan:
 
     def encode(self, a: np.ndarray, threads: int = 1) -> bytes:
         """The `.sym` bytes of an image matching this plan."""
-        from .codec import payload
-
         if self.fused and threads <= 1:
-            from .ppmkernels import encode_image_u8
-
             s = self.cb.searcher
-            words = encode_image_u8(a[None], s.centroids, s.lut, s.bits, s.nbr, s.nbrd, s.table, s.cand, *self.geo,
-                                    *self.model._encoder_tables())
+            words = ppmkernels.encode_image_u8(a[None], s.centroids, s.lut, s.bits, s.nbr, s.nbrd, s.table, s.cand,
+                                               *self.geo, *self.model._encoder_tables())
             if words.size:  # else a search cell is not built yet: the long way builds it
                 return b"".join((self.prefix, chunks.pack_chunk(b"SDAT", words.astype("<u2", copy=False).tobytes()), _SEND))
+        from .codec import payload  # (imports inside functions cost microseconds: only on the longer paths)
+
         syms = self.symbols(a, threads)
         data = self.model.encode_flat(syms, self.geo) if self.ppm else payload(self.cb, syms)
         return b"".join((self.prefix, chunks.pack_chunk(b"SDAT", data), _SEND))
@@ -89,14 +85,15 @@ class _Plan:
     # -- decoding ---------------------------------------------------------------------------------------
     def decode(self, payload: bytes) -> np.ndarray:
         """Pixels from a verified SDAT payload: (H, W) for L, (H, W, 3) for RGB."""
-        from .codec import decode_symbols, pixels
-
         hdr = self.hdr
-        sym = self.model.decode_flat(payload, self.geo) if self.ppm else decode_symbols(container.SymFile(hdr, payload), self.cb)
-        if self.gather_shape is not None:  # per-plane symbols: the gather kernel straight into the output
+        if self.gather_shape is not None:  # model 3, per-plane symbols: the gather kernel straight into the output
+            sym = self.model.decode_flat(payload, self.geo)
             out = np.empty(self.gather_shape, np.uint8)
             kernels.gather(sym.reshape(self.sym_shape), self.cb.table_u8, self.cb.patch, out)
             return out[0]
+        from .codec import decode_symbols, pixels
+
+        sym = self.model.decode_flat(payload, self.geo) if self.ppm else decode_symbols(container.SymFile(hdr, payload), self.cb)
         out = pixels(hdr, self.cb, sym)
         return out[:, :, 0] if hdr.mode == "L" else out
 
