@@ -30,12 +30,15 @@ def prefetch(typingctx, addr):  # pragma: no cover - compiled
 _JIT = {"cache": True, "nogil": True, "boundscheck": False}
 
 
+_UNIT_U8 = np.arange(256, dtype=np.float32) / np.float32(255.0)  # v / 255 in float32, looked up (a frozen constant)
+
+
 @numba.njit(**_JIT)
 def extract_u8(img, p, out):  # pragma: no cover - compiled
     """Patches of a uint8 (N,H,W,C) batch into float32 (N,C,gh,gw,p*p), edge-replicated, /255."""
     n_img, h, w, c = img.shape
     gh, gw = out.shape[2], out.shape[3]
-    lut = np.arange(256).astype(np.float32) / np.float32(255.0)  # the same float32 quotients, looked up
+    lut = _UNIT_U8
     for n in range(n_img):
         for ch in range(c):
             for gy in range(gh):

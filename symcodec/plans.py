@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import chunks, colour, container, kernels, ppmkernels, registry
+from . import chunks, codec, colour, container, kernels, ppmkernels, registry  # codec: used at call time (it imports plans)
 from .codebook import Codebook
 from .errors import SymcodecError
 
@@ -40,24 +40,18 @@ class _Plan:
             self.geo = model.layout(hdr.plane_grids)
         self.prefix = chunks.pack_preamble(container.SIGNATURE, hdr.major, container.MINOR) + chunks.pack_chunk(b"HEAD", hdr.pack())
         small = hdr.width * hdr.height * cb.dim <= (1 << 24)
-        self.small_ycc = cb.colour == 1 and small
+        self.small_ycc = cb.colour == 1 and small and self.ppm
         self.small_planes = cb.colour == 0 and small and self.ppm
         self.fused = self.small_planes and cb.patch == 2  # search and entropy coding in one kernel call
-        self.gather_shape = self.sym_shape = None
-        if self.ppm and cb.colour == 0 and hdr.mode == "RGB":  # (L keeps codec.pixels, which drops the axis)
-            self.gather_shape = (1, hdr.height, hdr.width, hdr.planes)
-            self.sym_shape = (1, hdr.planes, *hdr.grid)
 
     # -- encoding ---------------------------------------------------------------------------------------
     def symbols(self, a: np.ndarray, threads: int = 1) -> Any:
         """Symbols of an (H, W, planes) uint8 image: flat int32 for model 3, else as `codec.symbols`."""
         cb = self.cb
-        if self.small_ycc and self.ppm:  # colour conversion and patches in one kernel, one search, no per-plane arrays
+        if self.small_ycc:  # colour conversion and patches in one kernel, one search, no per-plane arrays
             return cb.searcher.nearest(colour._ycc_patches(a, cb.patch), threads=threads)
-        from .codec import quantize, quantize_ycc, symbols
-
         if not self.ppm:
-            return symbols(a, cb, threads)
+            return codec.symbols(a, cb, threads)
         if self.small_planes:  # patches straight into one (planes * gh * gw, dim) array, one search
             p = cb.patch
             gh, gw = self.hdr.grid
@@ -65,8 +59,8 @@ class _Plan:
             kernels.extract_u8(a[None], p, pt)
             return cb.searcher.nearest(pt.reshape(-1, cb.dim), threads=threads)
         if cb.colour == 1:
-            return np.concatenate([s.ravel() for s in quantize_ycc(a, cb, threads=threads)])
-        return quantize(a, cb, threads=threads).ravel()
+            return np.concatenate([s.ravel() for s in codec.quantize_ycc(a, cb, threads=threads)])
+        return codec.quantize(a, cb, threads=threads).ravel()
 
     def encode(self, a: np.ndarray, threads: int = 1) -> bytes:
         """The `.sym` bytes of an image matching this plan."""
@@ -76,25 +70,16 @@ class _Plan:
                                                *self.geo, *self.model._encoder_tables())
             if words.size:  # else a search cell is not built yet: the long way builds it
                 return b"".join((self.prefix, chunks.pack_chunk(b"SDAT", words.astype("<u2", copy=False).tobytes()), _SEND))
-        from .codec import payload  # (imports inside functions cost microseconds: only on the longer paths)
-
         syms = self.symbols(a, threads)
-        data = self.model.encode_flat(syms, self.geo) if self.ppm else payload(self.cb, syms)
+        data = self.model.encode_flat(syms, self.geo) if self.ppm else codec.payload(self.cb, syms)
         return b"".join((self.prefix, chunks.pack_chunk(b"SDAT", data), _SEND))
 
     # -- decoding ---------------------------------------------------------------------------------------
     def decode(self, payload: bytes) -> np.ndarray:
         """Pixels from a verified SDAT payload: (H, W) for L, (H, W, 3) for RGB."""
         hdr = self.hdr
-        if self.gather_shape is not None:  # model 3, per-plane symbols: the gather kernel straight into the output
-            sym = self.model.decode_flat(payload, self.geo)
-            out = np.empty(self.gather_shape, np.uint8)
-            kernels.gather(sym.reshape(self.sym_shape), self.cb.table_u8, self.cb.patch, out)
-            return out[0]
-        from .codec import decode_symbols, pixels
-
-        sym = self.model.decode_flat(payload, self.geo) if self.ppm else decode_symbols(container.SymFile(hdr, payload), self.cb)
-        out = pixels(hdr, self.cb, sym)
+        sym = self.model.decode_flat(payload, self.geo) if self.ppm else codec.decode_symbols(container.SymFile(hdr, payload), self.cb)
+        out = codec.pixels(hdr, self.cb, sym)
         return out[:, :, 0] if hdr.mode == "L" else out
 
 

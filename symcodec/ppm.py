@@ -48,20 +48,7 @@ class Table:
 
 
 def geometry(shapes: Sequence[tuple[int, int]]) -> tuple[np.ndarray, ...]:
-    """Plane offsets, grid sizes, and row/column maps between planes: (i * size_q) // size_p (cached per shapes)."""
-    key = tuple((int(h), int(w)) for h, w in shapes)
-    geo = _GEO.get(key)
-    if geo is None:
-        if len(_GEO) > 256:
-            _GEO.clear()
-        geo = _GEO[key] = _geometry(key)
-    return geo
-
-
-_GEO: dict[tuple[tuple[int, int], ...], tuple[np.ndarray, ...]] = {}
-
-
-def _geometry(shapes: Sequence[tuple[int, int]]) -> tuple[np.ndarray, ...]:
+    """Plane offsets, grid sizes, and row/column maps between planes: (i * size_q) // size_p."""
     gh = np.array([s[0] for s in shapes], np.int64)
     gw = np.array([s[1] for s in shapes], np.int64)
     off = np.concatenate([[0], np.cumsum(gh * gw)[:-1]]).astype(np.int64)

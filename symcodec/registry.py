@@ -19,7 +19,7 @@ ENV = "SYMCODEC_CODEBOOKS"
 _cache: dict[tuple, Codebook] = {}
 _entries: dict[tuple, list] = {}
 _by_name: dict[str, tuple[list, Codebook]] = {}
-_by_id: dict[str, tuple[list, Entry]] = {}
+_by_id: dict[str, Entry] = {}  # id -> entry of the current scan (cleared with it)
 _paths: dict[tuple, tuple[list[Path], list[str]]] = {}
 
 
@@ -54,7 +54,7 @@ def search_path() -> list[Path]:
 
 def _search_path() -> tuple[list[Path], list[str]]:
     env = os.environ
-    key = (env.get(ENV, ""), env.get("XDG_CACHE_HOME"), env.get("HOME"), shipped_dir)  # what the folders depend on
+    key = (env.get(ENV, ""), env.get("XDG_CACHE_HOME"), env.get("HOME"))  # what the folders depend on
     found = _paths.get(key)
     if found is None:
         folders = [*(Path(p) for p in key[0].split(os.pathsep) if p), user_dir(), shipped_dir()]
@@ -129,15 +129,15 @@ def _not_found(what: str) -> CodebookNotFoundError:
 
 def by_id(cid: bytes) -> Codebook:
     """The installed codebook whose id is `cid`."""
-    found = entries()
+    found = entries()  # a rescan clears _by_id
     h = cid.hex()
-    hit = _by_id.get(h)
-    if hit is None or hit[0] is not found:
+    e = _by_id.get(h)
+    if e is None:
         e = next((e for e in found if e.id == h), None)
         if e is None:
             raise _not_found(f"with id {h}")
-        hit = _by_id[h] = (found, e)
-    return load_file(hit[1].path)
+        _by_id[h] = e
+    return load_file(e.path)
 
 
 def get(spec: str | os.PathLike[str] | Codebook | None = None) -> Codebook:
