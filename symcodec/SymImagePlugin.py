@@ -1,7 +1,7 @@
 """Pillow plugin for `.sym` images: open/load/verify/draft (1/p preview) and save.
 
-Importing this module registers the format (Pillow has no plugin discovery); `symcodec.register()`
-does the import for you. `Image.open` reads only the header chunks, so Pillow's decompression-bomb
+Importing this module (as `import symcodec` does) registers the format, as Pillow has no plugin
+discovery; `symcodec.register()` registers it again, e.g. after another plugin claimed `.sym`. `Image.open` reads only the header chunks, so Pillow's decompression-bomb
 check runs before any pixel is decoded. A file that is not `.sym` raises `SyntaxError` (Pillow then
 tries other formats); a real `.sym` with a problem (unknown codebook, newer version, corrupt chunk)
 raises the specific `symcodec.errors` class (a `ValueError`), so its message reaches the user.
@@ -17,8 +17,10 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image, ImageFile
 
-from . import codec, container, kernels, patches
+from .codec.decoder import Decoder, block_mean, codebook_for
+from .codec.encoder import encode
 from .errors import NotSymFileError
+from .format import sym
 
 FORMAT = "SYM"
 MIME = "image/x-sym"
@@ -27,7 +29,7 @@ _EXIF_PREFIX = b"Exif\x00\x00"
 
 
 def _accept(prefix: bytes) -> bool:
-    return prefix[: len(container.SIGNATURE)] == container.SIGNATURE
+    return prefix[: len(sym.SIGNATURE)] == sym.SIGNATURE
 
 
 class SymImageFile(ImageFile.ImageFile):
@@ -39,11 +41,11 @@ class SymImageFile(ImageFile.ImageFile):
     def _open(self) -> None:
         assert self.fp is not None
         try:
-            f = container.read(self.fp, header_only=True)
+            f = sym.read(self.fp, header_only=True)
         except NotSymFileError as exc:
             raise SyntaxError(str(exc)) from None
         hdr = f.header
-        cb = codec.codebook_for(f)  # unknown codebook: CodebookNotFoundError names the id it needs
+        cb = codebook_for(f)  # unknown codebook: CodebookNotFoundError names the id it needs
         self._sym_header = hdr
         self._size = (hdr.width, hdr.height)
         self._mode = hdr.mode
@@ -88,8 +90,8 @@ class SymImageFile(ImageFile.ImageFile):
             msg = "verify must be called directly after open"
             raise RuntimeError(msg)
         self.fp.seek(0)
-        f = container.read(self.fp)
-        codec.decode_symbols(f, codec.codebook_for(f))
+        f = sym.read(self.fp)
+        Decoder(codebook_for(f), f.header).symbols(f.payload or b"")
         if f.alpha is not None:
             f.alpha_plane()
         super().verify()
@@ -103,35 +105,18 @@ class SymDecoder(ImageFile.PyDecoder):
     def decode(self, buffer: bytes | Image.SupportsArrayInterface) -> tuple[int, int]:
         """Read, entropy-decode and reconstruct; hand the pixels to Pillow as raw bytes."""
         assert self.fd is not None
-        f = container.read(self.fd)
-        cb = codec.codebook_for(f)
-        hdr = f.header
-        sym = codec.decode_symbols(f, cb)
+        f = sym.read(self.fd)
+        dec = Decoder(codebook_for(f), f.header)
+        flat = dec.symbols(f.payload or b"")
         preview = self.args[:1] == ("preview",)
-        if preview and hdr.colour != 1:  # one pixel per patch: the centroid means
-            gh, gw = hdr.grid
-            px = np.empty((1, gh, gw, hdr.planes), np.uint8)
-            kernels.patch_means(np.ascontiguousarray(sym[None], dtype=np.int32), cb.table_mean_u8, px)
-        else:
-            px = codec.pixels(hdr, cb, sym)[None]
-            if preview:  # ycc420 (issue 7): full decode; the preview is its block means
-                px = np.stack([_block_mean(px[0, :, :, c], hdr.patch) for c in range(3)], -1)[None]
-        px = px[0]
+        px = dec.preview(flat) if preview else dec.pixels(flat)
         if f.alpha is not None:
             alpha = f.alpha_plane()
             if preview:
-                alpha = _block_mean(alpha, hdr.patch)
+                alpha = block_mean(alpha, f.header.patch)
             px = np.concatenate([px, alpha[:, :, None]], axis=2)
         self.set_as_raw(np.ascontiguousarray(px).tobytes(), self.mode)
         return -1, 0
-
-
-def _block_mean(a: np.ndarray, p: int) -> np.ndarray:
-    """Mean of each p x p block (edge-replicated padding), rounded, uint8."""
-    gh, gw = patches.grid(a.shape[0], a.shape[1], p)
-    a = np.pad(a, ((0, gh * p - a.shape[0]), (0, gw * p - a.shape[1])), mode="edge")
-    m = a.reshape(gh, p, gw, p).mean(axis=(1, 3), dtype=np.float32)
-    return np.clip(np.rint(m), 0, 255).astype(np.uint8)
 
 
 def _meta(value: Any) -> bytes | None:
@@ -147,7 +132,7 @@ def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     exif = _meta(info.get("exif", im.info.get("exif")))
     if exif is not None and exif.startswith(_EXIF_PREFIX):
         exif = exif[len(_EXIF_PREFIX) :]
-    data = codec.encode(
+    data = encode(
         im,
         info.get("codebook"),
         embed_codebook=bool(info.get("embed_codebook", False)),
@@ -159,8 +144,13 @@ def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     fp.write(data)
 
 
-Image.register_open(FORMAT, SymImageFile, _accept)
-Image.register_save(FORMAT, _save)
-Image.register_extension(FORMAT, EXTENSION)
-Image.register_mime(FORMAT, MIME)
-Image.register_decoder("sym", SymDecoder)
+def register() -> None:
+    """Register the `.sym` format with Pillow: open, save, extension, MIME type and decoder."""
+    Image.register_open(FORMAT, SymImageFile, _accept)
+    Image.register_save(FORMAT, _save)
+    Image.register_extension(FORMAT, EXTENSION)
+    Image.register_mime(FORMAT, MIME)
+    Image.register_decoder("sym", SymDecoder)
+
+
+register()

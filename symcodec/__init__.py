@@ -1,14 +1,20 @@
-"""symcodec: a symbolic (patch vector-quantised) image codec and purifier, after SymDNN."""
+"""symcodec: a symbolic (patch vector-quantised) image codec and purifier, after SymDNN.
+
+The public API: `encode`/`decode`/`read` (`.sym` bytes), `quantize`/`reconstruct`/`purify` (symbols
+without files), `Encoder` (one size and mode, batches), `Codebook`/`get_codebook`. Importing symcodec
+registers `.sym` with Pillow (`register()` does it again). Errors are the classes of `symcodec.errors`.
+"""
 from __future__ import annotations
 
-from .codebook import Codebook
-from .codec import decode, encode, purify, quantize, read, reconstruct
-from .registry import get as get_codebook
+from . import errors
+from .SymImagePlugin import register
+from .codebook.codebook import Codebook
+from .codebook.registry import get as get_codebook
+from .codec.decoder import decode, read
+from .codec.encoder import Encoder, encode
+from .codec.symbols import purify, quantize, reconstruct
+from .version import __version__
 
-__version__ = "0.1.0"
-__all__ = ["Codebook", "decode", "encode", "get_codebook", "purify", "quantize", "read", "reconstruct", "register"]
+__all__ = ["__version__", "Codebook", "Encoder", "decode", "encode", "errors", "get_codebook", "purify", "quantize", "read",
+           "reconstruct", "register"]
 
-
-def register() -> None:
-    """Register the `.sym` format with Pillow (Pillow has no plugin discovery)."""
-    from . import SymImagePlugin  # noqa: F401  (registration happens on import)

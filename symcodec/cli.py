@@ -7,8 +7,16 @@ from pathlib import Path
 
 import click
 
-from . import __version__
+from .codebook.registry import entries, search_path
+from .codebook.seed import import_faiss_index
+from .codec.files import decode_file, describe, encode_file
+from .data.convert import convert as run_convert
 from .errors import SymcodecError
+from .stream.net import receive as run_receive
+from .stream.net import send as run_send
+from .train.kmeans import train_codebook as run_train, train_ycc420
+from .train.ppm import train_context as run_train_context
+from .version import __version__
 
 
 class _Group(click.Group):
@@ -43,8 +51,6 @@ def main() -> None:
 @click.option("--threads", default=1, show_default=True, help="Threads for the centroid search.")
 def encode(src: str, output: str, codebook: str | None, embed: bool, threads: int) -> None:
     """Encode an image file (anything Pillow reads) to .sym."""
-    from .files import encode_file
-
     n = encode_file(src, output, codebook=codebook, embed_codebook=embed, threads=threads)
     click.echo(f"{output}: {n} bytes")
 
@@ -55,8 +61,6 @@ def encode(src: str, output: str, codebook: str | None, embed: bool, threads: in
 @click.option("-c", "--codebook", default=None, help="Codebook to use if the file's is not installed.")
 def decode(src: str, output: str, codebook: str | None) -> None:
     """Decode a .sym file to PNG (or any format Pillow writes)."""
-    from .files import decode_file
-
     decode_file(src, output, codebook=codebook)
     click.echo(output)
 
@@ -66,8 +70,6 @@ def decode(src: str, output: str, codebook: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def info(src: str, as_json: bool) -> None:
     """Describe a .sym file: size, mode, codebook, bytes per part. Exits non-zero if it is invalid."""
-    from .files import describe
-
     d = describe(src)
     if as_json:
         click.echo(json.dumps(d, indent=2))
@@ -86,15 +88,12 @@ def info(src: str, as_json: bool) -> None:
 @click.option("--niter", default=25, show_default=True, help="k-means iterations.")
 @click.option("--limit", default=None, type=int, help="Use at most this many images.")
 @click.option("--name", default="", help="Registry name stored in the codebook.")
-@click.option("--context-model/--no-context-model", default=False, show_default=True, help="Also fit entropy model 2 (context model; codebook format 2).")
-@click.option("--colour", default="planes", show_default=True, type=click.Choice(["planes", "ycc420"]), help="planes: R, G, B (or L) planes; ycc420: Y, Cb, Cr with 2x2-subsampled chroma (always with a context model).")
+@click.option("--context-model/--no-context-model", default=False, show_default=True, help="Also fit entropy model 3 (context tables; codebook format 3).")
+@click.option("--colour", default="planes", show_default=True, type=click.Choice(["planes", "ycc420"]), help="planes: R, G, B (or L) planes; ycc420: Y, Cb, Cr with 2x2-subsampled chroma (always with entropy model 3).")
 def train_codebook(sources: tuple[str, ...], output: str, k: int, patch: str, seed: int, max_patches: int, niter: int, limit: int | None, name: str, context_model: bool, colour: str) -> None:
     """Train a codebook with faiss k-means on JPEG/PNG folders, tar archives or MNIST idx files."""
-    from .training import train_codebook as train, train_ycc420
-
     cmd = "symcodec " + " ".join(sys.argv[1:])
-    if colour == "ycc420":
-        train = train_ycc420  # type: ignore[assignment]
+    train = train_ycc420 if colour == "ycc420" else run_train
     kw = {} if colour == "ycc420" else {"context_model": context_model}
     cb = train(list(sources), k, patch=int(patch), seed=seed, max_patches=max_patches, niter=niter,
                name=name or Path(output).stem, limit_images=limit, command=cmd, **kw)
@@ -108,8 +107,6 @@ def train_codebook(sources: tuple[str, ...], output: str, k: int, patch: str, se
 @click.option("--name", default="", help="Registry name.")
 def import_codebook(index: str, output: str, name: str) -> None:
     """Convert a SymDNN faiss .index codebook to .symcb."""
-    from .registry import import_faiss_index
-
     cb = import_faiss_index(index, name=name)
     cb.save(output)
     click.echo(f"{output}: K={cb.k} patch={cb.patch} id={cb.hexid}")
@@ -119,8 +116,6 @@ def import_codebook(index: str, output: str, name: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def codebooks(as_json: bool) -> None:
     """List installed codebooks: name, id, K, patch, trained on."""
-    from .registry import entries, search_path
-
     es = entries()
     if as_json:
         click.echo(json.dumps([{**e.__dict__, "path": str(e.path)} for e in es], indent=2))
@@ -144,9 +139,7 @@ def codebooks(as_json: bool) -> None:
 @click.option("--fec", default=0, show_default=True, help="Add one XOR parity packet per this many bands (0: off).")
 def send(src: str, to: str, rate: float | None, packet_size: int, tcp: bool, codebook: str | None, raw: bool, limit: int | None, manifest: str | None, fec: int) -> None:
     """Stream images (a file, folder, tar, or .sym files) as packets (formats/stream-v1.md)."""
-    from .stream.net import send as run
-
-    click.echo(json.dumps(run(src, to, rate=rate, size=packet_size, tcp=tcp, codebook=codebook, raw=raw, limit=limit, manifest=manifest, fec=fec)))
+    click.echo(json.dumps(run_send(src, to, rate=rate, size=packet_size, tcp=tcp, codebook=codebook, raw=raw, limit=limit, manifest=manifest, fec=fec)))
 
 
 @main.command()
@@ -161,9 +154,7 @@ def send(src: str, to: str, rate: float | None, packet_size: int, tcp: bool, cod
 @click.option("--labels", type=click.Path(dir_okay=False), default=None, help="A send --manifest file: report accuracy with --classify.")
 def receive(out: str, listen: str, tcp: bool, classify: str | None, timeout: float, expect: int | None, image_timeout: float, codebook: str | None, labels: str | None) -> None:
     """Receive streamed images into OUT/ (PNG + .sym, report.json), concealing lost bands."""
-    from .stream.net import receive as run
-
-    r = run(listen, out, tcp=tcp, timeout=timeout, expect=expect, classify=classify, codebook=codebook,
+    r = run_receive(listen, out, tcp=tcp, timeout=timeout, expect=expect, classify=classify, codebook=codebook,
             image_timeout=image_timeout, labels=labels, ready=lambda a: click.echo(f"listening on {a[0]}:{a[1]}", err=True))
     click.echo(json.dumps({k: v for k, v in r.items() if k != "items"}))
 
@@ -192,9 +183,7 @@ def convert(src: str, dst: str, to: str | None, codebook: str | None, embed: boo
       symcodec convert imgs/ sym-%05d.tar --shard-size 5000
       symcodec convert test-sym.tar pngs/ --to png
     """
-    from .convert import convert as run
-
-    s = run(src, dst, to=to, codebook=codebook, embed_codebook=embed, quality=quality, workers=workers, chunk=chunk,
+    s = run_convert(src, dst, to=to, codebook=codebook, embed_codebook=embed, quality=quality, workers=workers, chunk=chunk,
             shard_size=shard_size, limit=limit, manifest=manifest)
     click.echo(json.dumps(s.as_dict(), indent=2) if as_json else s.text())
     if s.total_failures:
@@ -218,7 +207,7 @@ def eval_cmd(dataset: str, models: tuple[str, ...], codecs: tuple[str, ...], lim
       symcodec eval cifar10-jpeg/test.tar -m cifar10-airnet2 --codec sym:cifar10-2x2-k256,cifar10-2x2-k2048 \\
           --codec jpeg:10,30,50,75,90 --codec webp:10,30,50,75,90 --json r.json --plot r.png
     """
-    from .evaluate import run_and_save, summary
+    from .bench.evaluate import run_and_save, summary  # torch: the [torch] extra
 
     click.echo(summary(run_and_save(dataset, list(models), list(codecs), limit, json_out, plot_out, threads)))
 
@@ -246,7 +235,7 @@ def robustness(dataset: str, model: str, defenses: tuple[str, ...], attacks: str
                surrogate: str | None, draws: int, batch: int, early_stop: bool, state: str | None, json_out: str | None,
                seed: int, threads: int, device: str) -> None:
     """Robust accuracy of purification defenses under Linf attacks (per-example worst case, resumable)."""
-    from .attacks.report import robustness as run, table
+    from .robust.report import robustness as run, table  # torch: the [torch] extra
 
     res = run(dataset, model, list(defenses), [a.replace(";", ",") for a in attacks.split("+") if a], eps, limit=limit,
               surrogate=surrogate, draws=draws, batch=batch, early_stop=early_stop, state=state, json_out=json_out,
@@ -260,20 +249,14 @@ def robustness(dataset: str, model: str, defenses: tuple[str, ...], attacks: str
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Output .symcb file.")
 @click.option("--limit", default=None, type=int, help="Use at most this many images.")
 @click.option("--name", default="", help="Registry name of the new codebook.")
-@click.option("--model", "model_id", default=2, show_default=True, type=click.IntRange(2, 3), help="Entropy model: 2 (product of experts) or 3 (escape-chain tables, fast; codebook format 3).")
-@click.option("--min-count", default=3, show_default=True, type=click.IntRange(1), help="Model 3: keep symbols seen at least this often in a row.")
-@click.option("--min-total", default=8, show_default=True, type=click.IntRange(1), help="Model 3: keep rows with at least this many samples.")
-def train_context(codebook: str, sources: tuple[str, ...], output: str, limit: int | None, name: str, model_id: int,
-                  min_count: int, min_total: int) -> None:
-    """Add a context model (entropy model 2 or 3) to a codebook, fitted on training images: a new codebook."""
-    from .ppmtrain import ppm_codebook
-    from .training import context_codebook
-
-    kw = {"cmin": min_count, "tmin": min_total} if model_id == 3 else {}
-    fit = ppm_codebook if model_id == 3 else context_codebook
-    cb = fit(codebook, list(sources), output, name=name or Path(output).stem, limit_images=limit,
-             command="symcodec " + " ".join(sys.argv[1:]), **kw)
-    click.echo(f"{output}: K={cb.k} patch={cb.patch} entropy model {model_id} id={cb.hexid}")  # type: ignore[attr-defined]
+@click.option("--min-count", default=3, show_default=True, type=click.IntRange(1), help="Keep symbols seen at least this often in a row.")
+@click.option("--min-total", default=8, show_default=True, type=click.IntRange(1), help="Keep rows with at least this many samples.")
+def train_context(codebook: str, sources: tuple[str, ...], output: str, limit: int | None, name: str, min_count: int,
+                  min_total: int) -> None:
+    """Add entropy model 3 (escape-chain context tables) to a codebook, fitted on training images: a new codebook."""
+    cb = run_train_context(codebook, list(sources), output, name=name or Path(output).stem, limit_images=limit,
+                           command="symcodec " + " ".join(sys.argv[1:]), cmin=min_count, tmin=min_total)
+    click.echo(f"{output}: K={cb.k} patch={cb.patch} entropy model 3 id={cb.hexid}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -34,7 +34,7 @@ def mnist_test_images() -> Path:
 @pytest.fixture(scope="session")
 def cifar_images(cifar_test_tar: Path) -> np.ndarray:
     """64 real CIFAR-10 test images, (64, 32, 32, 3) uint8."""
-    from symcodec.sources import load_arrays
+    from symcodec.data.sources import load_arrays
 
     x, _, _ = load_arrays(cifar_test_tar, limit=64)
     return x

@@ -9,9 +9,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from symcodec.attacks import box_uint8, correct_draws, pgd
-from symcodec.attacks.runner import evaluate, parse_attack
-from symcodec.defense import Defended, Identity, VQPurifier
+from symcodec.robust import box_uint8, correct_draws, pgd
+from symcodec.robust.runner import evaluate, parse_attack
+from symcodec.robust.defense import Defended, Identity, VQPurifier
 from symcodec.errors import SymcodecError
 
 CB = "cifar10-2x2-k2048"
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def model():
     from conftest import need_shared
-    from symcodec.models import load_seed
+    from symcodec.classify.models import load_seed
 
     p = need_shared("reference/symdnn/cifar10/cifar10_resnet_gradinit_sc_232.pt")
     return load_seed(p, "resnet20", "cifar-softclamp")
@@ -32,7 +32,7 @@ def model():
 @pytest.fixture(scope="module")
 def data(cifar_test_tar):
     """12 correctly classified test images spread over the classes (the tar is sorted by class)."""
-    from symcodec.attacks.report import load_subset
+    from symcodec.robust.report import load_subset
 
     x, y, _ = load_subset(str(cifar_test_tar), 40)
     return x, y
@@ -73,7 +73,7 @@ def test_attacks_stay_in_the_box(model, data) -> None:
     eps = 4 / 255
     for spec in ("fgsm", "pgd:steps=3;restarts=2", "apgd-dlr:steps=3", "apgd-t:steps=3;targets=2", "square:queries=5",
                  "reachable:iters=2"):
-        from symcodec.attacks.runner import craft
+        from symcodec.robust.runner import craft
 
         adv = craft(parse_attack(spec.replace(";", ",")), d, x, y, eps)
         assert (adv - x).abs().max() <= eps + 1e-6, spec
@@ -98,7 +98,7 @@ def test_straight_through_pgd_breaks_the_deterministic_purifier_and_frozen_rando
 
 
 def test_targeted_apgd_verdict_is_on_the_rounded_image(model, data) -> None:
-    from symcodec.attacks.lib import apgd_t
+    from symcodec.robust.lib import apgd_t
 
     x, y = _clean_correct(model, *data)
     x, y = x[:4], y[:4]
@@ -110,7 +110,7 @@ def test_targeted_apgd_verdict_is_on_the_rounded_image(model, data) -> None:
 
 
 def test_l2_attack_runs_once_per_defense_across_eps(model, data, monkeypatch) -> None:
-    import symcodec.attacks.runner as rmod
+    import symcodec.robust.runner as rmod
 
     x, y = _clean_correct(model, *data)
     x, y = x[:3], y[:3]
@@ -131,7 +131,7 @@ def test_l2_attack_runs_once_per_defense_across_eps(model, data, monkeypatch) ->
 
 
 def test_seed_bpda_is_a_box_corner_attack(model, data) -> None:
-    from symcodec.attacks.pgd import seed_bpda
+    from symcodec.robust.pgd import seed_bpda
 
     x, y = _clean_correct(model, *data)
     x, y = x[:2], y[:2]
@@ -143,7 +143,7 @@ def test_seed_bpda_is_a_box_corner_attack(model, data) -> None:
 
 
 def test_reachable_codewords_single_at_eps_zero_and_many_at_8(data) -> None:
-    from symcodec.attacks.vq import reachable_counts
+    from symcodec.robust.vq import reachable_counts
 
     x = data[0][:2]
     pur = VQPurifier(CB)
@@ -168,7 +168,7 @@ def test_runner_worst_case_and_resume(model, data, tmp_path, monkeypatch) -> Non
         assert wc <= min(rows[(dn, 8.0, a.label)]["accuracy"] for a in specs)
     assert rows[("none", 8.0, "worst-case")]["accuracy"] == 0.0
 
-    import symcodec.attacks.runner as rmod
+    import symcodec.robust.runner as rmod
 
     def boom(*a, **k):
         raise AssertionError("resumed run must not attack again")
@@ -208,7 +208,7 @@ def test_parts_merge_into_the_single_run(tmp_path, cifar_test_tar) -> None:
     import importlib.util
     from pathlib import Path
 
-    from symcodec.attacks.report import robustness
+    from symcodec.robust.report import robustness
 
     spec = importlib.util.spec_from_file_location("rmerge", Path(__file__).parents[1] / "tools" / "robustness_merge.py")
     rmerge = importlib.util.module_from_spec(spec)

@@ -6,9 +6,12 @@ import pytest
 from PIL import Image
 
 import symcodec
-from symcodec import codec, container, patches
-from symcodec.colour import chroma_size, planes_to_rgb, planes_to_rgb_numpy, rgb_to_planes, rgb_to_planes_numpy
+from reference import planes_to_rgb_numpy, rgb_to_planes_numpy, tile_numpy
+from symcodec.codebook import registry
 from symcodec.errors import FormatError, UnsupportedModeError
+from symcodec.format import sym as symfmt
+from symcodec.vq import patches
+from symcodec.vq.colour import chroma_size, planes_to_rgb, rgb_to_planes, ycc_pixels
 
 
 def test_matches_pillow_luma_and_chroma(cifar_images: np.ndarray) -> None:
@@ -46,14 +49,14 @@ def test_kernels_match_numpy_twins(h: int, w: int) -> None:
 
 @pytest.fixture(scope="module")
 def ycc(cifar_test_tar):
-    from symcodec.training import train_ycc420
+    from symcodec.train.kmeans import train_ycc420
 
     return train_ycc420([cifar_test_tar], 64, max_patches=20000, niter=4, limit_images=96, name="t-ycc", progress=False)
 
 
 def test_ycc_codebook_file(ycc) -> None:
     raw = ycc.to_bytes()
-    assert raw[8] == 2 and ycc.colour == 1
+    assert raw[8] == 3 and ycc.colour == 1 and ycc.context.model_id == 3  # trained with entropy model 3
     back = symcodec.Codebook.from_bytes(raw)
     assert back.id == ycc.id and back.colour == 1
     with pytest.raises(FormatError):
@@ -63,31 +66,29 @@ def test_ycc_codebook_file(ycc) -> None:
 def test_ycc_encode_decode(ycc, photo: np.ndarray) -> None:
     for img in (photo[:33, :45], photo[:1, :1], photo[:32, :32]):
         data = symcodec.encode(img, ycc)
-        f = container.read(data)
-        assert data[8] == 2 and f.header.colour == 1 and f.header.model_id == 2
+        f = symfmt.read(data)
+        assert data[8] == 3 and f.header.colour == 1 and f.header.model_id == 3
         out = symcodec.decode(data, ycc)
         # expected: each plane reconstructed from its nearest centroids, then converted back
         pl = rgb_to_planes(img)
-        rec = [codec.reconstruct(codec.quantize(p, ycc), ycc, shape=p.shape) for p in pl]
+        rec = [symcodec.reconstruct(symcodec.quantize(p, ycc), ycc, shape=p.shape) for p in pl]
         assert np.array_equal(out, planes_to_rgb(*rec))
         assert out.shape == img.shape
     with pytest.raises(UnsupportedModeError):
         symcodec.encode(photo[:8, :8, 0], ycc)
     # colour 1 is not valid in a version-1 container
     with pytest.raises(FormatError):
-        container.read(data[:8] + b"\x01" + data[9:])
+        symfmt.read(data[:8] + b"\x01" + data[9:])
     assert patches.grid(33, 45, 2) == (17, 23)
 
 
-@pytest.mark.parametrize("name", ["cifar10-ycc420-k512", "cifar10-ycc420-k1024"])
+@pytest.mark.parametrize("name", ["cifar10-ycc420-k512", "cifar10-ycc420-k1024", "cifar10-ycc420-k512-ppm"])
 def test_shipped_ycc_codebooks(name, cifar_images, photo) -> None:
-    from symcodec import registry
-
     cb = registry.get(name)
-    assert cb.colour == 1 and cb.context_model is not None
+    assert cb.colour == 1 and cb.context is not None
     for img in (cifar_images[3], photo[:37, :51]):
         out = symcodec.decode(symcodec.encode(img, cb))
-        rec = [codec.reconstruct(codec.quantize(p, cb), cb, shape=p.shape) for p in rgb_to_planes(img)]
+        rec = [symcodec.reconstruct(symcodec.quantize(p, cb), cb, shape=p.shape) for p in rgb_to_planes(img)]
         assert np.array_equal(out, planes_to_rgb(*rec))
 
 
@@ -114,13 +115,10 @@ def test_pillow_opens_ycc_files(ycc, cifar_images, tmp_path) -> None:
 @pytest.mark.parametrize("h,w,p", [(1, 1, 2), (3, 5, 2), (33, 31, 2), (40, 57, 4)])
 def test_ycc_pixels_kernel_matches_numpy(h: int, w: int, p: int) -> None:
     """The fused gather + colour kernel equals tiling each plane and converting with the numpy twins."""
-    from symcodec.colour import ycc_pixels
-    from symcodec.patches import grid, tile_numpy
-
     rng = np.random.default_rng(h * 100 + w)
     table = rng.integers(0, 256, (50, p * p), dtype=np.uint8)
     sizes = [(h, w)] + [chroma_size(h, w)] * 2
-    syms = [rng.integers(0, 50, grid(hh, ww, p), dtype=np.int32) for hh, ww in sizes]
+    syms = [rng.integers(0, 50, patches.grid(hh, ww, p), dtype=np.int32) for hh, ww in sizes]
     ref = [tile_numpy(s[None, None], table, p, hh, ww)[0, :, :, 0] for s, (hh, ww) in zip(syms, sizes)]
     got = ycc_pixels(np.concatenate([s.ravel() for s in syms]), table, p, h, w)
     assert np.array_equal(got, planes_to_rgb_numpy(*ref))

@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 
 import symcodec
-from symcodec import chunks, container, errors, registry
+from symcodec import errors
+from symcodec.codebook import registry
+from symcodec.format import chunks
+from symcodec.format import sym as symfmt
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +23,7 @@ def test_signature_and_header(small_sym):
     assert small_sym[:8] == b"\x89SYM\r\n\x1a\n" and small_sym[8:10] == b"\x01\x00"
     f = symcodec.read(small_sym)
     h = f.header
-    assert (h.width, h.height, h.mode, h.patch, h.k, h.planes, h.symbols_per_plane, h.symbols) == (32, 32, "RGB", 2, 256, 3, 256, 768)
+    assert (h.width, h.height, h.mode, h.patch, h.k, h.planes, h.grid, h.symbols) == (32, 32, "RGB", 2, 256, 3, (16, 16), 768)
     assert h.codebook_id == registry.get("cifar10-2x2-k256").id
     assert f.text == {"k": "v"}
 
@@ -74,7 +77,7 @@ def test_unknown_ancillary_skipped_unknown_critical_refused(small_sym):
 
 def test_newer_major_version_refused(small_sym):
     b = bytearray(small_sym)
-    b[8] = 4  # 2 and 3 exist since issue 7 (entropy models 2 and 3, formats/sym-v2.md, sym-v3.md)
+    b[8] = 4  # majors 1-3 are entropy models 1-3 (formats/sym.md, version table)
     with pytest.raises(errors.UnsupportedVersionError):
         symcodec.decode(bytes(b))
 
@@ -84,7 +87,7 @@ def _with_head(data: bytes, **fields) -> bytes:
     h = f.header
     vals = {k: getattr(h, k) for k in ("width", "height", "mode", "patch", "colour", "model_id", "k", "codebook_id", "symbols")}
     vals.update(fields)
-    f.header = container.Header(**vals)
+    f.header = symfmt.Header(**vals)
     return f.to_bytes()
 
 
@@ -92,7 +95,7 @@ def test_pixel_cap_checked_from_header_before_allocation(small_sym, monkeypatch)
     huge = _with_head(small_sym, width=100_000, height=100_000, symbols=3 * 50_000 * 50_000 % 2**32)
     with pytest.raises(errors.ImageTooLargeError):
         symcodec.read(huge, header_only=True)
-    monkeypatch.setattr(container, "MAX_PIXELS", 1000)
+    monkeypatch.setattr(symfmt, "MAX_PIXELS", 1000)
     with pytest.raises(errors.ImageTooLargeError):
         symcodec.decode(small_sym)
 

@@ -18,11 +18,13 @@ from click.testing import CliRunner
 from PIL import Image
 
 import symcodec
-from symcodec import convert as cv
-from symcodec import tario
 from symcodec.cli import main
-from symcodec.errors import DatasetError
-from symcodec.sources import iter_samples
+from symcodec.codec.image import samples
+from symcodec.data import convert as cv
+from symcodec.data import tario
+from symcodec.data.sources import iter_samples, read_idx
+from symcodec.data.workers import encode_many
+from symcodec.errors import DatasetError, UnsupportedModeError
 
 CB = "cifar10-2x2-k2048"
 
@@ -60,17 +62,19 @@ def test_tar_to_sym_shards_match_the_library(tmp_path, cifar_test_tar):
 
 def test_encode_many_equals_encode(cifar_images, photo):
     cb = symcodec.get_codebook(CB)
-    from symcodec.codec import _pixels
-
     imgs = [cifar_images[0], cifar_images[1], photo[:31, :45], photo[:31, :45, 0]]
     rgba = Image.fromarray(photo[:20, :22]).convert("RGBA")
     rgba.putalpha(77)
     imgs.append(rgba)
-    packed = [_pixels(x) for x in imgs]
+    packed = [samples(x) for x in imgs]
     packed[2][2]["icc_profile"] = b"fake icc"
     ref = [symcodec.encode(x, cb, icc_profile=b"fake icc" if i == 2 else None) for i, x in enumerate(imgs)]
-    assert cv.encode_many(packed, cb) == ref
-    assert cv.encode_many(packed[:1], cb, embed_codebook=True) == [symcodec.encode(imgs[0], cb, embed_codebook=True)]
+    assert encode_many(packed, cb) == ref
+    assert encode_many(packed[:1], cb, embed_codebook=True) == [symcodec.encode(imgs[0], cb, embed_codebook=True)]
+    ycc = symcodec.get_codebook("cifar10-ycc420-k512-ppm")  # colour 1 in batches too; an L image is refused, alone
+    got = encode_many(packed[:4], ycc)
+    assert got[:3] == [symcodec.encode(x, ycc, icc_profile=b"fake icc" if i == 2 else None) for i, x in enumerate(imgs[:3])]
+    assert isinstance(got[3], UnsupportedModeError)
 
 
 def test_fast_tar_reader_matches_tarfile(tmp_path, cifar_test_tar):
@@ -241,5 +245,5 @@ def test_mnist_source(tmp_path, mnist_test_images):
     assert m["t10k/00000.cls"] == b"7" and m["t10k/00001.cls"] == b"2"  # labels from the idx1 file beside it
     px = symcodec.decode(m["t10k/00003.sym"])
     assert px.shape == (28, 28)
-    raw = symcodec.sources.read_idx(mnist_test_images)[3]
+    raw = read_idx(mnist_test_images)[3]
     assert np.array_equal(px, symcodec.purify(raw, CB))

@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 
 import symcodec
-from symcodec import patches, registry
-from symcodec.codebook import Codebook
-from symcodec.search import nearest_brute
+from reference import extract_numpy, nearest_brute, tile_numpy
+from symcodec.codebook import registry
+from symcodec.codebook.codebook import Codebook
+from symcodec.codec.decoder import decode_symbols
+from symcodec.vq import patches
 
 SHIPPED = [e.name for e in registry.entries() if e.path.parent == registry.shipped_dir()]
 
@@ -24,14 +26,14 @@ def test_shipped_codebooks_present():
 def test_extract_and_tile_match_numpy(shape, p):
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, shape, dtype=np.uint8)
-    a, b = patches.extract(x, p), patches.extract_numpy(x, p)
+    a, b = patches.extract(x, p), extract_numpy(x, p)
     assert a.shape == b.shape and np.array_equal(a, b)
     xf = x.astype(np.float32) / 255
-    assert np.array_equal(patches.extract(xf, p), patches.extract_numpy(xf, p))
+    assert np.array_equal(patches.extract(xf, p), extract_numpy(xf, p))
     gh, gw = patches.grid(shape[1], shape[2], p)
     sym = rng.integers(0, 16, (shape[0], shape[3], gh, gw)).astype(np.int32)
     table = rng.integers(0, 256, (16, p * p), dtype=np.uint8)
-    assert np.array_equal(patches.tile(sym, table, p, shape[1], shape[2]), patches.tile_numpy(sym, table, p, shape[1], shape[2]))
+    assert np.array_equal(patches.tile(sym, table, p, shape[1], shape[2]), tile_numpy(sym, table, p, shape[1], shape[2]))
 
 
 def test_edge_replication_padding():
@@ -49,13 +51,6 @@ def test_search_is_exact_on_real_and_random_patches(name, cifar_images):
         got = cb.searcher.nearest(x)
         ref = nearest_brute(x, cb.centroids)
         assert np.array_equal(got, ref)
-    # and faiss agrees up to float rounding of its different distance formula
-    import faiss
-
-    d_faiss, i_faiss = faiss.knn(real, cb.centroids, 1)
-    d_ours = ((real - cb.centroids[cb.searcher.nearest(real)]) ** 2).sum(1)
-    assert np.allclose(d_ours, d_faiss[:, 0], atol=1e-5)
-    assert (i_faiss[:, 0] == cb.searcher.nearest(real)).mean() > 0.99
 
 
 def test_threads_do_not_change_symbols(photo):
@@ -69,7 +64,7 @@ def _roundtrip(x, cb, **kw):
     y = symcodec.decode(data)
     ref = symcodec.reconstruct(symcodec.quantize(x[..., :3] if x.ndim == 3 and x.shape[2] == 4 else x, cb), cb, shape=x.shape[:2] + ((3,) if x.ndim == 3 else ()))
     f = symcodec.read(data)
-    syms = symcodec.codec.decode_symbols(f, symcodec.codec.codebook_for(f))
+    syms = np.stack(decode_symbols(f))
     assert np.array_equal(syms, symcodec.quantize(x[..., :3] if x.ndim == 3 and x.shape[2] == 4 else x, cb).reshape(syms.shape))
     return y, ref
 
@@ -141,16 +136,16 @@ def test_import_seed_faiss_codebook(tmp_path):
 
 
 def test_large_image_is_processed_in_strips(monkeypatch, photo):
-    from symcodec import codec
+    from symcodec.codec import symbols
 
     cb = registry.get("cifar10-2x2-k256")
     whole = symcodec.quantize(photo, cb)
-    monkeypatch.setattr(codec, "_STRIP_VALUES", 5000)  # forces many strips, odd remainder rows
+    monkeypatch.setattr(symbols, "STRIP_VALUES", 5000)  # forces many strips, odd remainder rows
     assert np.array_equal(symcodec.quantize(photo, cb), whole)
 
 
 def test_training_is_reproducible(mnist_test_images):
-    from symcodec.training import train_codebook
+    from symcodec.train.kmeans import train_codebook
 
     kw = dict(limit_images=300, max_patches=20000, niter=5, progress=False)
     a = train_codebook([mnist_test_images], 16, seed=1, **kw)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import symcodec
-from symcodec.defense import BitDepthPurifier, Defended, JPEGPurifier, VQPurifier, make_purifier
+from symcodec.robust.defense import BitDepthPurifier, Defended, JPEGPurifier, VQPurifier, make_purifier
 from symcodec.errors import SymcodecError
 
 CB = "cifar10-2x2-k2048"
@@ -25,7 +25,7 @@ def imgs(cifar_images: np.ndarray) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def seed_model():
     from conftest import need_shared
-    from symcodec.models import load_seed
+    from symcodec.classify.models import load_seed
 
     p = need_shared("reference/symdnn/cifar10/cifar10_resnet_gradinit_sc_232.pt")
     return load_seed(p, "resnet20", "cifar-softclamp")
@@ -77,7 +77,7 @@ def test_random_mode_picks_among_the_r_plus_1_nearest(imgs) -> None:
     assert not torch.equal(a, b)  # fresh draws differ
     assert torch.equal(VQPurifier(CB, rlevel=r, seed=3)(imgs), a)  # same seed, same draw
     sym = pur.symbols(imgs).reshape(-1)
-    from symcodec.defense import _patches
+    from symcodec.robust.defense import _patches
 
     flat = _patches(imgs, 2)[0].reshape(-1, 4)
     d2 = ((flat[:, None, :] - pur.centroids[None]) ** 2).sum(-1)
@@ -119,7 +119,7 @@ def test_make_purifier_specs_and_errors() -> None:
 
 def test_torch_search_matches_the_codec_searcher(imgs) -> None:
     """The brute-force torch search (the GPU path) gives the codec's nearest centroid, ties included."""
-    from symcodec.defense import _patches
+    from symcodec.robust.defense import _patches
 
     codec, brute = VQPurifier(CB, search="codec"), VQPurifier(CB, search="torch")
     x = torch.cat([imgs, torch.rand(4, 3, 32, 32), torch.round(torch.rand(4, 3, 32, 32) * 4) / 4])

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from symcodec.cli import main
-from symcodec.evaluate import METRICS, PSNR_CAP, psnr, psnr_pooled
+from symcodec.bench.evaluate import METRICS, PSNR_CAP, psnr, psnr_pooled
 
 
 def test_eval_cli_small(cifar_test_tar, tmp_path) -> None:
@@ -53,8 +53,8 @@ def test_psnr_aggregation() -> None:
 
 
 def test_seed_chain_matches_plain_model(cifar_test_tar) -> None:
-    from symcodec import models
-    from symcodec.evaluate import load_dataset, seed_chain
+    from symcodec.classify import models
+    from symcodec.bench.evaluate import load_dataset, seed_chain
     from tests.conftest import need_shared
 
     model = need_shared("reference/symdnn/cifar10/cifar10_resnet_gradinit_sc_232.pt")

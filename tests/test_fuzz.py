@@ -6,8 +6,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import symcodec
-from symcodec import errors, registry
-from symcodec.codebook import Codebook
+from symcodec import errors
+from symcodec.codebook import registry
+from symcodec.codebook.codebook import Codebook
+from symcodec.format.chunks import pack_chunk
 
 _RNG = np.random.default_rng(3)
 _IMG = _RNG.integers(0, 256, (9, 11, 3), dtype=np.uint8)
@@ -47,8 +49,6 @@ def test_mutated_and_truncated_sym_raise_only_symcodec_errors(m):
 
 
 def _rechunk(data: bytes, which: int, edits, cut: int) -> bytes:
-    from symcodec.chunks import pack_chunk
-
     pos, chs = 12, []
     while pos + 12 <= len(data):
         n = int.from_bytes(data[pos : pos + 4], "little")

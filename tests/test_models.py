@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from symcodec import models
+from symcodec.classify import models
 from tests.conftest import need_shared
 
 
@@ -68,7 +68,7 @@ def test_shipped_weights_have_cards() -> None:
 
 
 def test_shipped_cifar_accuracy(cifar_test_tar) -> None:
-    from symcodec.evaluate import load_dataset
+    from symcodec.bench.evaluate import load_dataset
 
     torch.set_num_threads(2)
     x, y, _ = load_dataset(cifar_test_tar, limit=500)  # evenly spaced: all 10 classes
@@ -79,7 +79,7 @@ def test_shipped_cifar_accuracy(cifar_test_tar) -> None:
 
 
 def test_shipped_mnist_accuracy(mnist_test_images) -> None:
-    from symcodec.evaluate import load_dataset
+    from symcodec.bench.evaluate import load_dataset
 
     x, y, _ = load_dataset(mnist_test_images, limit=500)
     acc = (models.predict(models.load("mnist-clean"), x) == y).mean() * 100

@@ -10,7 +10,10 @@ import pytest
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 import symcodec
-from symcodec import SymImagePlugin, container, errors
+from symcodec import SymImagePlugin, errors
+from symcodec.codec.decoder import decode_symbols
+from symcodec.format import sym as symfmt
+from symcodec.vq import patches
 
 CB = "photo-2x2-k1024"
 
@@ -71,7 +74,7 @@ def test_truncation_at_every_length_class(sym_file):
     cuts = [3, 8, 11, 20, 60, len(data) // 2, len(data) - 13, len(data) - 1]
     for n in cuts:
         f = io.BytesIO(data[:n])
-        if n < len(container.SIGNATURE):
+        if n < len(symfmt.SIGNATURE):
             with pytest.raises(UnidentifiedImageError):  # too short to even be recognised
                 Image.open(f)
             continue
@@ -87,7 +90,7 @@ def test_real_sym_problems_are_not_swallowed(sym_file):
         Image.open(io.BytesIO(newer))
     f = symcodec.read(bytes(data))
     other = f.header.__class__(**{**f.header.__dict__, "codebook_id": bytes(32)})
-    f2 = container.SymFile(other, payload=f.payload)
+    f2 = symfmt.SymFile(other, payload=f.payload)
     with pytest.raises(errors.CodebookNotFoundError, match="0000000000"):
         Image.open(io.BytesIO(f2.to_bytes()))
 
@@ -140,8 +143,8 @@ def test_thumbnail_uses_the_preview(sym_file, monkeypatch):
     sym = sym_file[0]
     cb = symcodec.get_codebook(CB)
     calls = []
-    real = SymImagePlugin.patches.tile
-    monkeypatch.setattr(SymImagePlugin.patches, "tile", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = patches.tile
+    monkeypatch.setattr(patches, "tile", lambda *a, **k: calls.append(1) or real(*a, **k))
     with Image.open(sym) as im:
         assert im.draft(None, (100, 100)) == ("RGB", (0, 0, 399 / 2, 301 / 2))
         assert im.size == (200, 151)
@@ -149,7 +152,7 @@ def test_thumbnail_uses_the_preview(sym_file, monkeypatch):
         prev = np.asarray(im)
     assert not calls  # no full reconstruction
     f = symcodec.read(sym)
-    sym_arr = symcodec.codec.decode_symbols(f, cb)
+    sym_arr = np.stack(decode_symbols(f, cb))
     assert np.array_equal(prev, cb.table_mean_u8[sym_arr].transpose(1, 2, 0))
     with Image.open(sym) as im:
         im.thumbnail((64, 64))

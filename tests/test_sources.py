@@ -7,7 +7,7 @@ import tarfile
 import numpy as np
 from PIL import Image
 
-from symcodec import sources
+from symcodec.data import sources
 
 
 def test_mnist_images_come_with_labels(mnist_test_images):

@@ -52,8 +52,7 @@ def test_layout_matches_spec(cifar_packets, cb):
     # the band's symbols are exactly the segments i, i+n, ... of the spec
     geo = pk.parse(p).geometry()
     order, starts = geo.band_order(count)
-    words = np.frombuffer(p[32:-4], "<u4")
-    band = cb.model.decode(words, starts[2] - starts[1])
+    band = cb.static.decode_flat(p[32:-4], starts[2] - starts[1])
     np.testing.assert_array_equal(band, sym.ravel()[order[starts[1]:starts[2]]])
 
 
@@ -190,7 +189,7 @@ def test_deframer_resyncs(cifar_packets):
 
 
 def test_file_packets_roundtrip_and_loss(cifar_test_tar, cb):
-    from symcodec.sources import iter_samples
+    from symcodec.data.sources import iter_samples
 
     data = next(iter(iter_samples(cifar_test_tar))).data
     pkts = pk.file_packets(data, 9, 1, 128)
@@ -266,7 +265,7 @@ def test_parity_restores_one_lost_band_per_group(cifar_images, cb):
 
 def test_greyscale_mnist_stream(mnist_test_images):
     """L images (one plane) stream and conceal too: vertical neighbours only."""
-    from symcodec.sources import load_arrays
+    from symcodec.data.sources import load_arrays
 
     cbm = symcodec.get_codebook("mnist-2x2-k64")
     x, _, _ = load_arrays(mnist_test_images, limit=4)

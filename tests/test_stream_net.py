@@ -16,7 +16,7 @@ from PIL import Image
 
 import symcodec
 from symcodec.cli import main
-from symcodec.sources import iter_samples
+from symcodec.data.sources import iter_samples
 from symcodec.stream import link, net
 from symcodec.stream import packets as pk
 
@@ -145,7 +145,7 @@ def test_classify_on_arrival_with_manifest_labels(jpegs, tmp_path):
     """Predictions on arrival are scored against the sender's manifest; the count is checked independently."""
     import torch
 
-    from symcodec import models
+    from symcodec.classify import models
 
     torch.manual_seed(0)
     classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]

@@ -1,4 +1,4 @@
-"""symcodec.torch: datasets over .sym tars/folders and source formats, DataLoader workers, the Purify transform."""
+"""symcodec.data.torch: datasets over .sym tars/folders and source formats, DataLoader workers, the Purify transform."""
 from __future__ import annotations
 
 import itertools
@@ -9,10 +9,10 @@ import pytest
 import torch
 
 import symcodec
-from symcodec import convert as cv
+from symcodec.data import convert as cv
+from symcodec.data.sources import iter_samples, read_idx
+from symcodec.data.torch import ImageDataset, Purify, SymDataset
 from symcodec.errors import DatasetError
-from symcodec.sources import iter_samples, read_idx
-from symcodec.torch import ImageDataset, Purify, SymDataset
 
 CB = "cifar10-2x2-k2048"
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]

@@ -11,7 +11,7 @@ from PIL import Image
 
 import symcodec
 from symcodec import errors
-from symcodec.codebook import Codebook
+from symcodec.codebook.codebook import Codebook
 
 VEC = Path(__file__).resolve().parents[1] / "formats" / "vectors"
 MANIFEST = json.loads((VEC / "vectors.json").read_text())

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..codebook import Codebook
+from ..codebook.codebook import Codebook
 from ..errors import CodebookError, DecodeError, ImageTooLargeError
 from . import packets as pk
 from .packets import Geometry
@@ -12,14 +12,13 @@ MODE_IDS = {"L": 1, "RGB": 3}
 
 
 def _code(cb: Codebook, seq: np.ndarray) -> bytes:
-    """One band's symbols coded with the codebook's entropy model, as bytes (a whole number of u32 words)."""
-    out = cb.model.encode(seq)
-    return out if isinstance(out, bytes) else np.ascontiguousarray(out, "<u4").tobytes()
+    """One band's symbols coded with the codebook's static table (entropy model 1), as bytes (whole u32 words)."""
+    return cb.static.encode_flat(seq)
 
 
 def _plan_seg(sym: np.ndarray, cb: Codebook, room: int) -> int:
     """Segment width so that one segment uses about half a packet."""
-    bits = max(cb.model.cross_entropy(sym) / max(sym.size, 1), 1.0)
+    bits = max(cb.static.code_length(list(sym)) / max(sym.size, 1), 1.0)
     return int(np.clip(room * 8 // (2 * bits), 1, sym.shape[2]))
 
 
@@ -37,7 +36,7 @@ def encode_bands(sym: np.ndarray, cb: Codebook, width: int, height: int, stream:
         raise ValueError(f"symbols must have shape (1 or 3, gh, gw), got {sym.shape}")
     room = (size - pk.BAND_HEADER - pk.CRC) // 4 * 4
     seg = _plan_seg(sym, cb, room)
-    total = cb.model.cross_entropy(sym) / 8
+    total = cb.static.code_length(list(sym)) / 8
     while True:
         geo = Geometry(cb.id[:8], width, height, mode, cb.patch, cb.k, seg)
         geo.check()
@@ -95,7 +94,7 @@ def decode_bands(geo: Geometry, n: int, bands: dict[int, bytes], cb: Codebook) -
     for i, payload in bands.items():
         idx = order[starts[i]:starts[i + 1]]
         try:
-            flat[idx] = cb.model.decode(np.frombuffer(payload, "<u4"), idx.size)
+            flat[idx] = cb.static.decode_flat(payload, idx.size)
         except DecodeError:
             bad += 1
             continue

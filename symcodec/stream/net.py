@@ -14,9 +14,16 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .. import registry
-from ..codebook import Codebook
-from ..errors import FormatError, SymcodecError
+from tqdm import tqdm
+
+from ..codebook import registry
+from ..codebook.codebook import Codebook
+from ..codec.decoder import codebook_for, decode_symbols, read
+from ..codec.encoder import encoder_for
+from ..codec.files import open_image
+from ..data.sources import iter_samples
+from ..errors import CodebookError, FormatError, SymcodecError
+from ..format.sym import SIGNATURE
 from . import bands
 from . import packets as pk
 from .receiver import Receiver
@@ -32,8 +39,6 @@ def parse_address(spec: str) -> tuple[str, int]:
 
 def iter_items(src: str | os.PathLike[str]) -> Iterator[tuple[str, Any, bytes | None, np.ndarray | None]]:
     """(key, label, file bytes, pixels) for an image file, a .sym file, a folder or a tar of them."""
-    from ..sources import iter_samples
-
     p = Path(src)
     if p.is_file() and not p.name.endswith((".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")) and "idx3" not in p.name:
         yield p.name, None, p.read_bytes(), None
@@ -43,23 +48,29 @@ def iter_items(src: str | os.PathLike[str]) -> Iterator[tuple[str, Any, bytes | 
 
 
 def _symbols(data: bytes | None, pixels: np.ndarray | None, cb: Codebook) -> tuple[np.ndarray, Codebook, int, int]:
-    """Symbols (P,gh,gw), their codebook, W and H; a .sym file is sent without re-quantising; alpha is dropped."""
-    from .. import codec
-    from ..container import SIGNATURE
+    """Symbols (P,gh,gw), their codebook, W and H; a .sym file is sent without re-quantising; alpha is dropped.
 
+    BAND packets carry equal-sized planes (formats/stream.md), so colour-1 (ycc420) codebooks are refused.
+    """
     if data is not None and data.startswith(SIGNATURE):
-        f = codec.read(data)
-        fcb = codec.codebook_for(f)
-        sym = codec.decode_symbols(f, fcb)
-        return sym, fcb, f.header.width, f.header.height
+        f = read(data)
+        fcb = codebook_for(f)
+        _per_plane(fcb)
+        return np.stack(decode_symbols(f, fcb)), fcb, f.header.width, f.header.height
+    _per_plane(cb)
     if pixels is None:
-        from ..files import open_image
-
         im = open_image(io.BytesIO(data or b""))
         pixels = np.asarray(im.convert("RGB") if im.mode not in ("L", "RGB", "LA", "RGBA") else im)
     a = pixels if pixels.ndim == 3 else pixels[:, :, None]
-    a = a[:, :, :1] if a.shape[2] in (1, 2) else a[:, :, :3]
-    return codec.quantize(np.ascontiguousarray(a), cb), cb, a.shape[1], a.shape[0]
+    mode = "L" if a.shape[2] in (1, 2) else "RGB"
+    a = np.ascontiguousarray(a[:, :, :1] if mode == "L" else a[:, :, :3])
+    enc = encoder_for(cb, a.shape[1], a.shape[0], mode)
+    return enc.symbols(a[None])[0].reshape(enc.planes, *enc.grids[0]), cb, a.shape[1], a.shape[0]
+
+
+def _per_plane(cb: Codebook) -> None:
+    if cb.colour != 0:
+        raise CodebookError(f"codebook {cb.name or cb.short_id} is ycc420; stream packets carry per-plane (colour 0) codebooks")
 
 
 def item_packets(data: bytes | None, pixels: np.ndarray | None, cb: Codebook, stream: int, image: int,
@@ -82,8 +93,6 @@ def send(src: str | os.PathLike[str], to: str, rate: float | None = None, size: 
     packets), for `receive --labels`.
     `fec`: add one XOR parity packet per `fec` bands (restores one lost band per group; 0 = off).
     """
-    from tqdm import tqdm
-
     host, port = parse_address(to)
     cb = registry.get(codebook)
     stream = secrets.randbelow(65536)
@@ -153,9 +162,9 @@ def receive(listen: str, out: str | os.PathLike[str], tcp: bool = False, timeout
     """
     host, port = parse_address(listen)
     if isinstance(classify, str):
-        import torch
+        import torch  # the [torch] extra: only classifying on arrival needs it
 
-        from ..models import load
+        from ..classify.models import load
 
         torch.set_num_threads(1)
         classify = load(classify)

@@ -10,8 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from .. import registry
-from ..codebook import Codebook, atomic_write
+from PIL import Image
+
+from ..atomic import atomic_write
+from ..codebook import registry
+from ..codebook.codebook import Codebook
+from ..codec.encoder import encode
+from ..codec.symbols import reconstruct
 from ..errors import CodebookError, SymcodecError
 from . import bands
 from . import packets as pk
@@ -191,8 +196,6 @@ class Receiver:
         if not mask.any():
             return
         sym = bands.conceal(sym, mask, cb)
-        from ..codec import reconstruct
-
         px = reconstruct(sym, cb, shape=(geo.height, geo.width, geo.planes))
         px = px[:, :, 0] if geo.planes == 1 else px
         rec.ok, rec.pixels, rec.symbols_array = True, px, sym
@@ -215,8 +218,6 @@ class Receiver:
             atomic_write(path, data)
             rec.path = str(path)
         try:
-            from PIL import Image
-
             with Image.open(io.BytesIO(data)) as im:
                 rec.pixels = np.asarray(im.convert("RGB") if im.mode not in ("L", "RGB") else im)
         except Exception:  # noqa: BLE001 - not an image Pillow reads: delivered as a plain file
@@ -225,10 +226,6 @@ class Receiver:
 
     def _write(self, name: str, px: np.ndarray, cb: Codebook, rec: Delivered) -> Path:
         """PNG of the (concealed) image, and a .sym re-encoding of it with the same codebook."""
-        from PIL import Image
-
-        from ..codec import encode
-
         assert self.out is not None
         buf = io.BytesIO()
         Image.fromarray(px).save(buf, format="PNG")

@@ -1,0 +1,1 @@
+"""Codebooks: the `.symcb` file and `Codebook` object (formats/symcb.md), the registry, SymDNN import."""

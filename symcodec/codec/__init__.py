@@ -1,0 +1,1 @@
+"""The codec: images <-> symbols (`symbols`), symbols <-> `.sym` files (`encoder`, `decoder`), and file helpers."""

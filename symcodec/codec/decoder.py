@@ -1,0 +1,165 @@
+"""The decoder (formats/sym.md sections 2-6): a `.sym` file -> its codebook -> symbols -> pixels.
+
+One `Decoder` per (codebook, HEAD) holds the checks already passed, the entropy model and its layout.
+`decode` reads plain files (HEAD, SDAT, SEND) through `format.sym.parse_plain` and a cached decoder, and
+everything else through the general reader; both end in the same model and reconstruction code, so they
+give the same pixels and raise the same errors (tests/test_codec.py fuzzes that).
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from ..codebook import registry
+from ..codebook.codebook import Codebook
+from ..errors import CodebookError, FormatError, SymcodecError
+from ..format import sym
+from ..format.sym import Header, SymFile
+from ..vq import kernels, patches
+from ..vq.colour import ycc_pixels
+
+_MAX_DECODERS = 256
+_DEC: dict[tuple[int, bytes, int], Decoder] = {}
+
+
+class Decoder:
+    """Decodes the payloads of files with one header and codebook: symbols, then pixels (no alpha)."""
+
+    def __init__(self, cb: Codebook, hdr: Header) -> None:
+        _check_fits(cb, hdr)
+        if hdr.colour != cb.colour:
+            msg = f"corrupt .sym: colour {hdr.colour} does not match the codebook's ({cb.colour})"
+            raise FormatError(msg)
+        self.cb, self.header = cb, hdr
+        self.model = cb.model(hdr.model_id)
+        self.grids = hdr.plane_grids
+        self.layout = self.model.layout(self.grids)
+
+    def symbols(self, payload: bytes) -> np.ndarray:
+        """Every symbol, plane after plane, flat int32 (DecodeError if the payload is corrupt)."""
+        return self.model.decode_flat(payload, self.layout)
+
+    def planes(self, flat: np.ndarray) -> list[np.ndarray]:
+        """Flat symbols as one (gh, gw) array per plane."""
+        out, o = [], 0
+        for h, w in self.grids:
+            out.append(flat[o : o + h * w].reshape(h, w))
+            o += h * w
+        return out
+
+    def pixels(self, flat: np.ndarray) -> np.ndarray:
+        """(H, W, planes) uint8 pixels from flat symbols (section 4)."""
+        hdr, cb = self.header, self.cb
+        if hdr.colour == 1:  # ycc420: gather and colour conversion in one kernel
+            return ycc_pixels(flat, cb.table_u8, cb.patch, hdr.height, hdr.width)
+        gh, gw = self.grids[0]
+        return patches.tile(np.reshape(flat, (1, hdr.planes, gh, gw)), cb.table_u8, cb.patch, hdr.height, hdr.width)[0]
+
+    def preview(self, flat: np.ndarray) -> np.ndarray:
+        """(ceil(H/p), ceil(W/p), planes) uint8: each patch's centroid mean (colour 1: block means of the pixels)."""
+        hdr, cb = self.header, self.cb
+        gh, gw = self.grids[0]
+        if hdr.colour == 1:
+            px = self.pixels(flat)
+            return np.stack([block_mean(px[:, :, c], hdr.patch) for c in range(3)], -1)
+        out = np.empty((1, gh, gw, hdr.planes), np.uint8)
+        kernels.patch_means(np.ascontiguousarray(np.reshape(flat, (1, hdr.planes, gh, gw)), dtype=np.int32), cb.table_mean_u8, out)
+        return out[0]
+
+    def decode(self, payload: bytes) -> np.ndarray:
+        """Pixels of a file without alpha: (H, W) for L, (H, W, 3) otherwise."""
+        out = self.pixels(self.symbols(payload))
+        return out[:, :, 0] if self.header.mode == "L" else out
+
+
+def _check_fits(cb: Codebook, hdr: Header) -> None:
+    if cb.k != hdr.k or cb.patch != hdr.patch:
+        msg = "corrupt .sym: codebook K or patch size does not match HEAD"
+        raise FormatError(msg)
+
+
+def block_mean(a: np.ndarray, p: int) -> np.ndarray:
+    """Mean of each p x p block of an (H, W) plane (edge-replicated padding), rounded, uint8."""
+    gh, gw = patches.grid(a.shape[0], a.shape[1], p)
+    a = np.pad(a, ((0, gh * p - a.shape[0]), (0, gw * p - a.shape[1])), mode="edge")
+    m = a.reshape(gh, p, gw, p).mean(axis=(1, 3), dtype=np.float32)
+    return np.clip(np.rint(m), 0, 255).astype(np.uint8)
+
+
+def read(data: bytes | BinaryIO | str | os.PathLike[str], header_only: bool = False) -> SymFile:
+    """Parse a `.sym` file from bytes, a stream, or a path."""
+    if isinstance(data, (str, os.PathLike)):
+        with open(data, "rb") as fp:
+            return sym.read(fp, header_only=header_only)
+    return sym.read(data, header_only=header_only)
+
+
+def codebook_for(f: SymFile, codebook: Codebook | str | None = None) -> Codebook:
+    """The codebook a parsed file needs: embedded, given, or from the registry by id (section 6)."""
+    hdr = f.header
+    if f.codebook is not None:
+        cb = Codebook.from_bytes(f.codebook)
+        if cb.id != hdr.codebook_id:
+            msg = "corrupt .sym: embedded codebook id does not match HEAD"
+            raise FormatError(msg)
+    elif codebook is not None:
+        cb = registry.get(codebook)
+        if cb.id != hdr.codebook_id:
+            msg = f"codebook {cb.name or cb.short_id} ({cb.hexid}) is not the one this file needs ({hdr.codebook_id.hex()})"
+            raise CodebookError(msg)
+    else:
+        cb = registry.by_id(hdr.codebook_id)
+    _check_fits(cb, hdr)
+    return cb
+
+
+def decode_symbols(f: SymFile, codebook: Codebook | str | None = None) -> list[np.ndarray]:
+    """The symbol planes of a parsed file (one (gh, gw) int32 array per plane; colour 1: Y, Cb, Cr)."""
+    dec = Decoder(codebook_for(f, codebook), f.header)
+    return dec.planes(dec.symbols(f.payload or b""))
+
+
+def _plain(major: int, head: bytes, codebook: Codebook | str | None) -> Decoder | None:
+    """The cached decoder of a plain file's HEAD, or None if anything is amiss (the general path then says what)."""
+    try:
+        cid = head[16:48]  # HEAD's codebook id (section 3)
+        if isinstance(codebook, Codebook):
+            cb = codebook
+        else:
+            cb = registry.by_id(cid) if codebook is None else registry.get(codebook)
+        if cb.id != cid:
+            return None
+        key = (id(cb), head, major)
+        dec = _DEC.get(key)
+        if dec is None or dec.cb is not cb:
+            hdr = Header.unpack(head, None, major)
+            if hdr.mode not in ("L", "RGB"):
+                return None
+            dec = Decoder(cb, hdr)
+            if len(_DEC) >= _MAX_DECODERS:
+                _DEC.clear()
+            _DEC[key] = dec
+        return dec
+    except SymcodecError:
+        return None
+
+
+def decode(data: bytes | BinaryIO | str | os.PathLike[str], codebook: Codebook | str | None = None) -> np.ndarray:
+    """Decode `.sym` bytes (or a stream, or a path) to uint8 pixels: (H,W) for L, (H,W,C) otherwise."""
+    if isinstance(data, bytes):
+        plain = sym.parse_plain(data)
+        if plain is not None:
+            dec = _plain(plain[0], plain[1], codebook)
+            if dec is not None:
+                return dec.decode(plain[2])
+    f = read(data)
+    dec = Decoder(codebook_for(f, codebook), f.header)
+    out = dec.pixels(dec.symbols(f.payload or b""))
+    if f.alpha is not None:
+        out = np.concatenate([out, f.alpha_plane()[:, :, None]], axis=2)
+    return out[:, :, 0] if f.header.mode == "L" else out
+
+
+__all__ = ["Decoder", "codebook_for", "decode", "decode_symbols", "read"]

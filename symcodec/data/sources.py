@@ -1,0 +1,213 @@
+"""Dataset sources: folders of images, tar archives (class folders or WebDataset `.cls`), MNIST idx files."""
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import struct
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Iterator
+
+import numpy as np
+from PIL import Image
+
+from ..codec.decoder import decode
+from ..errors import DatasetError
+from ..format.sym import SIGNATURE
+from . import tario
+
+IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".sym")
+
+
+@dataclass
+class Sample:
+    """One image of a dataset: a stable key (relative path), a label, and encoded bytes or pixels."""
+
+    key: str
+    label: str | int | None
+    data: bytes | None = None
+    pixels: np.ndarray | None = None
+
+    def array(self) -> np.ndarray:
+        """Decoded pixels, (H,W) for grey or (H,W,C)."""
+        if self.pixels is not None:
+            return self.pixels
+        if (self.data or b"").startswith(SIGNATURE):
+            return decode(self.data or b"")
+        with Image.open(io.BytesIO(self.data or b"")) as im:
+            if im.mode not in ("L", "RGB", "RGBA", "LA"):
+                im = im.convert("RGB")
+            return np.asarray(im)
+
+
+def kind(src: str | os.PathLike[str]) -> str:
+    """'folder', 'tar' or 'mnist' for a source path."""
+    p = Path(src)
+    name = p.name
+    if p.is_dir():
+        return "folder"
+    if "idx3-ubyte" in name or "idx1-ubyte" in name:
+        return "mnist"
+    if name.endswith((".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")):
+        return "tar"
+    if not p.exists():
+        msg = f"dataset source {src} does not exist"
+        raise DatasetError(msg)
+    msg = f"cannot tell what {src} is: expected a folder, a .tar archive or an MNIST idx file"
+    raise DatasetError(msg)
+
+
+def iter_samples(src: str | os.PathLike[str]) -> Iterator[Sample]:
+    """Stream the samples of a source in a stable order, one at a time (memory stays flat)."""
+    k = kind(src)
+    if k == "folder":
+        return _iter_folder(Path(src))
+    if k == "tar":
+        return _iter_tar(Path(src))
+    return _iter_mnist(Path(src))
+
+
+def _label_from_path(rel: PurePosixPath) -> str | None:
+    return rel.parent.name if rel.parent.name else None
+
+
+def _iter_folder(root: Path) -> Iterator[Sample]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for fn in sorted(filenames):
+            if fn.lower().endswith(IMAGE_EXT):
+                full = Path(dirpath) / fn
+                rel = PurePosixPath(full.relative_to(root).as_posix())
+                yield Sample(str(rel), _label_from_path(rel), full.read_bytes())
+
+
+def _iter_tar(path: Path) -> Iterator[Sample]:
+    """Tar members paired into samples: a fast reader for plain tars, tarfile for compressed ones."""
+    if tario.is_plain_tar(path):
+
+        def plain() -> Iterator[tuple[str, bytes]]:
+            with open(path, "rb") as fp:
+                for m, data in tario.iter_members(fp, str(path)):
+                    yield m.name, data or b""
+
+        return _pair_cls(plain())
+    return _pair_cls(_tarfile_members(path))
+
+
+def _tarfile_members(path: Path) -> Iterator[tuple[str, bytes]]:
+    try:
+        tf = tarfile.open(path, mode="r|*")
+    except (tarfile.TarError, OSError) as exc:
+        msg = f"cannot read tar archive {path}: {exc}"
+        raise DatasetError(msg) from None
+    with tf:
+        try:
+            for m in tf:
+                f = tf.extractfile(m) if m.isfile() else None
+                if f is not None:
+                    yield m.name, f.read()
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            msg = f"tar archive {path} is corrupt or truncated: {exc}"
+            raise DatasetError(msg) from None
+
+
+def _pair_cls(members: Iterator[tuple[str, bytes]]) -> Iterator[Sample]:
+    """Image members as samples; labels from the parent folder or a WebDataset `key.cls` member."""
+    pending: dict[str, Sample] = {}
+    cls: dict[str, str] = {}
+    for name, data in members:
+        stem, ext = os.path.splitext(name)
+        if ext == ".cls":
+            cls[stem] = data.decode("utf-8", "replace").strip()
+            if stem in pending:
+                s = pending.pop(stem)
+                s.label = cls.pop(stem)
+                yield s
+            continue
+        if not ext.lower().endswith(IMAGE_EXT):
+            continue
+        s = Sample(name, _label_from_path(PurePosixPath(name)), data)
+        if stem in cls:
+            s.label = cls.pop(stem)
+            yield s
+        elif s.label is None:
+            # WebDataset style: the .cls member may follow; flush older keys to keep memory flat
+            for old in [k for k in pending if k != stem]:
+                yield pending.pop(old)
+            pending[stem] = s
+        else:
+            yield s
+    yield from pending.values()
+
+
+def _open_maybe_gz(path: Path) -> io.BufferedIOBase:
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")  # noqa: SIM115
+
+
+def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an IDX file (optionally gzipped) into a uint8 array."""
+    path = Path(path)
+    try:
+        with _open_maybe_gz(path) as f:
+            head = f.read(4)
+            if len(head) < 4 or head[:2] != b"\0\0" or head[2] != 8:
+                msg = f"{path} is not a uint8 IDX file"
+                raise DatasetError(msg)
+            nd = head[3]
+            dims = struct.unpack(f">{nd}I", f.read(4 * nd))
+            n = int(np.prod(dims))
+            raw = f.read(n)
+    except (OSError, EOFError, gzip.BadGzipFile, struct.error) as exc:
+        msg = f"cannot read IDX file {path}: {exc}"
+        raise DatasetError(msg) from None
+    if len(raw) != n:
+        msg = f"IDX file {path} is truncated"
+        raise DatasetError(msg)
+    return np.frombuffer(raw, np.uint8).reshape(dims)
+
+
+def mnist_labels_path(images: Path) -> Path | None:
+    """The labels file beside an MNIST images file, if present."""
+    name = images.name
+    for a, b in (("images-idx3", "labels-idx1"), ("images.idx3", "labels.idx1")):
+        cand = images.with_name(name.replace(a, b))
+        if cand != images and cand.exists():
+            return cand
+    return None
+
+
+def _iter_mnist(path: Path) -> Iterator[Sample]:
+    imgs = read_idx(path)
+    if imgs.ndim != 3:
+        msg = f"{path} is not an idx3 image file"
+        raise DatasetError(msg)
+    lp = mnist_labels_path(path)
+    labels = read_idx(lp) if lp else None
+    stem = path.name.split("-")[0]
+    for i in range(len(imgs)):
+        lab = int(labels[i]) if labels is not None else None
+        yield Sample(f"{stem}/{i:05d}", lab, pixels=imgs[i])
+
+
+def load_arrays(src: str | os.PathLike[str], limit: int | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Decode a dataset of equal-sized images: (N,H,W,C) uint8, int64 labels, class names."""
+    imgs, labs = [], []
+    for i, s in enumerate(iter_samples(src)):
+        if limit is not None and i >= limit:
+            break
+        a = s.array()
+        imgs.append(a if a.ndim == 3 else a[:, :, None])
+        labs.append(s.label)
+    if not imgs:
+        msg = f"no images in {src}"
+        raise DatasetError(msg)
+    if isinstance(labs[0], (int, np.integer)):
+        classes = [str(c) for c in range(int(max(labs)) + 1)]
+        y = np.asarray(labs, np.int64)
+    else:
+        classes = sorted({str(lab) for lab in labs})
+        idx = {c: i for i, c in enumerate(classes)}
+        y = np.asarray([idx[str(lab)] for lab in labs], np.int64)
+    return np.stack(imgs), y, classes

@@ -1,0 +1,182 @@
+"""The worker side of `symcodec convert`: what each spawn process does to a chunk of images.
+
+Each worker loads the codebook once (`_init_worker`), then converts chunks (`_work`): decode the
+source images, encode all images of one size and mode with one `Encoder` batch (one centroid search),
+and return tar member bytes (or write files, for folder output) plus per-image sizes or errors.
+"""
+from __future__ import annotations
+
+import io
+import os
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..codebook import registry
+from ..codebook.codebook import Codebook
+from ..codec.decoder import decode, read
+from ..codec.encoder import encoder_for
+from ..codec.image import samples
+from ..errors import ModeConversionWarning
+from . import tario
+
+OUT_EXT = {"sym": ".sym", "png": ".png", "jpeg": ".jpg"}
+_SRC_EXT = re.compile(r"\.(jpe?g|png|bmp|gif|webp|tiff?|ppm|pgm|sym)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the workers do to each image."""
+
+    to: str = "sym"  # sym | png | jpeg
+    codebook: str | None = None
+    embed_codebook: bool = False
+    quality: int = 95
+    dst_folder: str | None = None  # folder output: workers write files here; None: tar bytes back
+
+
+_W: dict[str, Any] = {}
+
+
+def _init_worker(plan: Plan) -> None:
+    """Load the codebook once per worker (and build its searcher, so the first chunk does not wait)."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    warnings.simplefilter("ignore", ModeConversionWarning)
+    _W["plan"] = plan
+    _W["cb"] = None
+    if plan.to == "sym":
+        cb = registry.get(plan.codebook)
+        cb.searcher  # noqa: B018
+        _W["cb"] = cb
+
+
+def out_name(key: str, to: str) -> str:
+    """Output member/file name for a source key: image extension replaced (or added)."""
+    stem = _SRC_EXT.sub("", key)
+    return stem + OUT_EXT[to]
+
+
+def _parent(key: str) -> str:
+    parts = key.rsplit("/", 2)
+    return parts[-2] if len(parts) > 1 else ""
+
+
+def _label_in_path(key: str, label: Any) -> bool:
+    return label is not None and _parent(key) == str(label)
+
+
+def _to_image(key: str, data: bytes | None, pixels: Any) -> bytes:
+    """Reverse direction: a `.sym` file (or raw pixels) to PNG or JPEG bytes, keeping ICC and EXIF."""
+    plan: Plan = _W["plan"]
+    meta: dict[str, bytes] = {}
+    if pixels is None:
+        f = read(data or b"")
+        pixels = decode(data or b"")
+        if f.icc_profile:
+            meta["icc_profile"] = f.icc_profile
+        if f.exif:
+            meta["exif"] = b"Exif\x00\x00" + f.exif
+    buf = io.BytesIO()
+    im = Image.fromarray(pixels)
+    if plan.to == "png":
+        im.save(buf, "PNG", compress_level=6, **meta)
+    else:
+        if im.mode in ("LA", "RGBA"):
+            im = im.convert(im.mode[:-1])
+        im.save(buf, "JPEG", quality=plan.quality, **meta)
+    return buf.getvalue()
+
+
+def _samples(data: bytes | None, pixels: Any) -> tuple[np.ndarray, str, dict[str, bytes]]:
+    if pixels is not None:
+        return samples(pixels)
+    with Image.open(io.BytesIO(data or b"")) as im:
+        im.load()
+        return samples(im)
+
+
+def encode_many(images: list[tuple[np.ndarray, str, dict[str, bytes]]], cb: Codebook, embed_codebook: bool = False) -> list[bytes | BaseException]:
+    """The `.sym` bytes of many (samples, mode, metadata), or the error of each image that cannot be encoded.
+
+    Images of one size and mode go through one `Encoder` batch (one centroid search); the bytes are those of
+    `symcodec.encode` image by image.
+    """
+    out: list[bytes | BaseException] = [b""] * len(images)
+    groups: dict[tuple, list[int]] = {}
+    for i, (a, mode, _) in enumerate(images):
+        groups.setdefault((a.shape, mode), []).append(i)
+    for (shape, mode), idx in groups.items():
+        try:
+            enc = encoder_for(cb, shape[1], shape[0], mode)
+            blobs = enc.encode_batch(np.stack([images[i][0] for i in idx]), [images[i][2] for i in idx], embed_codebook)
+        except Exception as exc:  # noqa: BLE001 - every image of the group gets the error
+            blobs = [exc] * len(idx)
+        for i, b in zip(idx, blobs):
+            out[i] = b
+    return out
+
+
+def _convert(items: list[tuple[str, Any, bytes | None, Any]]) -> list[tuple[bytes | None, str | None]]:
+    """(output bytes, None) or (None, error) for each item."""
+    plan: Plan = _W["plan"]
+    res: list[tuple[bytes | None, str | None]] = [(None, None)] * len(items)
+    ok: list[int] = []
+    decoded = []
+    for i, (key, _, data, pixels) in enumerate(items):
+        try:
+            if plan.to == "sym":
+                decoded.append(_samples(data, pixels))
+                ok.append(i)
+            else:
+                res[i] = (_to_image(key, data, pixels), None)
+        except Exception as exc:  # noqa: BLE001 - any failure of one image is reported, the run goes on
+            res[i] = (None, _err(exc))
+    for i, b in zip(ok, encode_many(decoded, _W["cb"], plan.embed_codebook)):
+        res[i] = (None, _err(b)) if isinstance(b, BaseException) else (b, None)
+    return res
+
+
+def _err(exc: BaseException) -> str:
+    if isinstance(exc, UnidentifiedImageError):
+        return "UnidentifiedImageError: not an image Pillow can read"
+    return (f"{type(exc).__name__}: {exc}".splitlines() or [""])[0]
+
+
+def _work(items: list[tuple[str, Any, bytes | None, Any]]) -> list[tuple[str, int, int, bytes | None, str | None]]:
+    """Convert a chunk: (key, label, data, pixels) -> (name, src_bytes, out_bytes, tar bytes | None, error)."""
+    plan: Plan = _W["plan"]
+    ext = OUT_EXT[plan.to]
+    out = []
+    for (key, label, data, pixels), (blob, err) in zip(items, _convert(items)):
+        name = out_name(key, plan.to)
+        src_n = len(data) if data is not None else int(pixels.nbytes)
+        if blob is None:
+            out.append((name, src_n, 0, None, err))
+            continue
+        cls = None if label is None or _label_in_path(key, label) else str(label).encode("utf-8")
+        if plan.dst_folder is None:
+            mem = tario.member(name, blob)
+            if cls is not None:
+                mem += tario.member(name[: -len(ext)] + ".cls", cls)
+            out.append((name, src_n, len(blob), mem, None))
+        else:
+            root = Path(plan.dst_folder)
+            _write_file(root / name, blob)
+            if cls is not None:
+                _write_file(root / (name[: -len(ext)] + ".cls"), cls)
+            out.append((name, src_n, len(blob), None, None))
+    return out
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    """Temporary name, then rename: a killed run never leaves a partial file under the real name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
