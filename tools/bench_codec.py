@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import symcodec  # noqa: E402
-from symcodec import codec, sources  # noqa: E402
+from symcodec.codec.decoder import decode_symbols  # noqa: E402
+from symcodec.data import sources  # noqa: E402
 
 CIFAR_TEST = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg" / "test.tar"
 SEED_MS = {"cifar": 12.4, "224": 626.0}  # SymDNN reference purification, 1 thread (symdnn-reference.md section 5)
@@ -59,13 +60,12 @@ def cifar_size(cb, limit: int | None) -> dict:
         x = s.array()
         data = symcodec.encode(x, cb)
         f = symcodec.read(data)
-        sym = codec.decode_symbols(f, cb)
+        sym = decode_symbols(f, cb)
         y = symcodec.decode(data, cb)
         file_bytes += len(data)
         src_bytes += len(s.data or b"")
         payload_bits += len(f.payload or b"") * 8
-        ctx = cb.context_model  # entropy model 2 or 3 (issue 7): its own ideal code length of the same symbols
-        xent += ctx.code_length(list(sym)) if ctx is not None else cb.model.cross_entropy(sym)
+        xent += cb.entropy.code_length(sym)  # the coding model's ideal code length of the same symbols
         n_sym += sum(p.size for p in sym)
         psnrs.append(psnr(x, y))
         sq += np.mean((x.astype(np.float64) - y) ** 2)
@@ -152,8 +152,6 @@ def purify_speed(cb, batch: np.ndarray) -> dict:
 
 
 def versions() -> dict:
-    import constriction
-    import faiss
     import numba
     import PIL
 
@@ -161,8 +159,7 @@ def versions() -> dict:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     except OSError:
         commit = ""
-    return {"symcodec": symcodec.__version__, "numpy": np.__version__, "numba": numba.__version__, "faiss": faiss.__version__,
-            "constriction": getattr(constriction, "__version__", "0.5.0"), "pillow": PIL.__version__,
+    return {"symcodec": symcodec.__version__, "numpy": np.__version__, "numba": numba.__version__, "pillow": PIL.__version__,
             "python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
             "cores": os.cpu_count(), "git_commit": commit}
 
@@ -217,7 +214,7 @@ def main() -> None:
         print(f"  {k:<{w}}  {v}")
     if a.json:
         flat = {f"{g}.{k}": v for g, d in res.items() if isinstance(d, dict) for k, v in d.items()}
-        mid = getattr(cb.context_model, "model_id", 1)
+        mid = cb.entropy.model_id
         model = {1: "static model (.sym v1)", 2: "context model (entropy model 2, .sym v2)", 3: "escape-chain context tables (entropy model 3, .sym v3)"}[mid]
         out = {"name": f"symcodec-{cb.name}", "description": f"symcodec {model}, colour {cb.colour}, tools/bench_codec.py",
                "results": {k: [v] for k, v in flat.items()}, "settings": {"codebook": cb.name, "codebook_id": cb.hexid, "limit": a.limit, "reps": a.reps},

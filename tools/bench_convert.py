@@ -102,17 +102,18 @@ def run_one(src: Path, workers: int, chunk: int, limit: int | None) -> dict:
 def worker_profile(src: Path, n: int = 2560, chunk: int = 256) -> dict:
     """CPU ms per image inside one worker (JPEG decode, batched encode, tar member), in this process; min of 3 after a warm-up."""
     sys.path.insert(0, str(ROOT))
-    from symcodec import convert as cv
+    from symcodec.data import convert as cv
+    from symcodec.data import workers
 
-    cv._init_worker(cv.Plan())
+    workers._init_worker(workers.Plan())
     chunks = list(cv._chunks(itertools.islice(cv.iter_source(src), n), chunk))
     for c in chunks:  # warm-up: numba caches, the searcher's lazily built cells
-        cv._work(c)
+        workers._work(c)
     reps = []
     for _ in range(3):
         t = time.process_time()
         for c in chunks:
-            cv._work(c)
+            workers._work(c)
         reps.append((time.process_time() - t) / n * 1e3)
     per = min(reps)
     t = time.process_time()
@@ -120,7 +121,7 @@ def worker_profile(src: Path, n: int = 2560, chunk: int = 256) -> dict:
         pass
     read = (time.process_time() - t) / n * 1e3
     return {"worker_cpu_ms_per_image": round(per, 3), "worker_cpu_ms_per_image_reps": [round(r, 3) for r in reps],
-            "parent_read_cpu_ms_per_image": round(read, 4), "batched": bool(cv._W["batched"])}
+            "parent_read_cpu_ms_per_image": round(read, 4)}
 
 
 def main() -> None:

@@ -22,7 +22,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import symcodec  # noqa: E402
-from symcodec import container, plans, registry, sources  # noqa: E402
+from symcodec.codebook import registry  # noqa: E402
+from symcodec.codec.encoder import encoder_for  # noqa: E402
+from symcodec.data import sources  # noqa: E402
+from symcodec.format import sym as symfmt  # noqa: E402
 
 CIFAR_TEST = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg" / "test.tar"
 
@@ -44,12 +47,12 @@ def main() -> None:
     b = 50
     ds = {c.name: [symcodec.encode(x, c) for x in xs] for c in cbs}  # also warms every cache
     pils = [Image.fromarray(x) for x in xs]
-    stages = {}  # name: (plan, symbols, payloads) for model-3 codebooks
+    stages = {}  # name: (encoder, symbols, payloads) for model-3 codebooks
     if a.stages:
         for c in cbs:
-            if c.context_model is not None and c.context_model.model_id == 3:
-                pl = plans.encoder(c, 32, 32, "RGB")
-                stages[c.name] = (pl, [pl.symbols(x) for x in xs], [container.read(d).payload for d in ds[c.name]])
+            if c.entropy.model_id == 3:
+                enc = encoder_for(c, 32, 32, "RGB")
+                stages[c.name] = (enc, [enc.symbols(x[None])[0] for x in xs], [symfmt.read(d).payload for d in ds[c.name]])
     best: dict[str, float] = {}
 
     def tm(key: str, f) -> None:
@@ -64,10 +67,10 @@ def main() -> None:
             tm(f"{c.name} decode", lambda: [symcodec.decode(d, c) for d in ds[c.name][sl]])
             tm(f"{c.name} encode", lambda: [symcodec.encode(x, c) for x in xs[sl]])
             if c.name in stages:
-                pl, sy, pay = stages[c.name]
-                tm(f"{c.name} stage: centroid search", lambda: [pl.symbols(x) for x in xs[sl]])
-                tm(f"{c.name} stage: entropy encode", lambda: [pl.model.encode_flat(s, pl.geo) for s in sy[sl]])
-                tm(f"{c.name} stage: entropy decode", lambda: [pl.model.decode_flat(q, pl.geo) for q in pay[sl]])
+                enc, sy, pay = stages[c.name]
+                tm(f"{c.name} stage: centroid search", lambda: [enc.symbols(x[None]) for x in xs[sl]])
+                tm(f"{c.name} stage: entropy encode", lambda: [enc.model.encode_flat(s, enc.layout) for s in sy[sl]])
+                tm(f"{c.name} stage: entropy decode", lambda: [enc.model.decode_flat(q, enc.layout) for q in pay[sl]])
         tm("jpeg decode (source files)", lambda: [np.asarray(Image.open(io.BytesIO(j)).convert("RGB")) for j in jp[sl]])
         tm("webp q75 encode", lambda: [p.save(io.BytesIO(), "WEBP", quality=75) for p in pils[sl]])
     ips = {k: 1 / v for k, v in best.items()}

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import symcodec  # noqa: E402
-from symcodec import sources  # noqa: E402
+from symcodec.data import sources  # noqa: E402
 from symcodec.stream import bands, link, receiver  # noqa: E402
 from symcodec.stream import packets as pk  # noqa: E402
 
@@ -127,7 +127,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=2000)
     ap.add_argument("--rate", type=float, default=9600.0)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--classifier", default=None, help="symcodec.models.load name; accuracy on arrival if given")
+    ap.add_argument("--classifier", default=None, help="symcodec.classify.models.load name; accuracy on arrival if given")
     ap.add_argument("--json", default=str(ROOT / "results" / "bench_stream.json"))
     args = ap.parse_args()
 
@@ -135,7 +135,7 @@ def main() -> None:
     if args.classifier:
         import torch
 
-        from symcodec.models import load as load_model
+        from symcodec.classify.models import load as load_model
 
         torch.set_num_threads(1)  # faster than 2 on this shared 2-core machine
         model = load_model(args.classifier)

@@ -17,8 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from symcodec.codebook import atomic_write  # noqa: E402
-from symcodec.evaluate import seed_chain  # noqa: E402
+from symcodec.atomic import atomic_write  # noqa: E402
+from symcodec.bench.evaluate import seed_chain  # noqa: E402
 
 REF = ROOT.parent / "shared" / "reference" / "symdnn"
 DATA = ROOT.parent / "shared" / "datasets"

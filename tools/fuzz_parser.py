@@ -20,7 +20,8 @@ sys.path.insert(0, str(ROOT))
 
 import symcodec  # noqa: E402
 from symcodec import errors  # noqa: E402
-from symcodec.codebook import Codebook  # noqa: E402
+from symcodec.codebook.codebook import Codebook  # noqa: E402
+from symcodec.format.chunks import pack_chunk  # noqa: E402
 
 
 def seeds() -> list[bytes]:
@@ -47,8 +48,6 @@ def split_chunks(b: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
 
 def mutate_valid_crc(rng: np.random.Generator, b: bytes) -> bytes:
     """Mutate inside one chunk's payload and fix its CRC, so the parser's inner checks are exercised."""
-    from symcodec.chunks import pack_chunk
-
     pre, chs = split_chunks(b)
     i = int(rng.integers(0, len(chs)))
     t, d = chs[i]

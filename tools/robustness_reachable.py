@@ -18,10 +18,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from symcodec.attacks.report import _git, load_subset, parse_eps  # noqa: E402
-from symcodec.attacks.vq import reachable_counts  # noqa: E402
-from symcodec.codebook import atomic_write  # noqa: E402
-from symcodec.defense import VQPurifier  # noqa: E402
+from symcodec.atomic import atomic_write  # noqa: E402
+from symcodec.robust.defense import VQPurifier  # noqa: E402
+from symcodec.robust.report import _git, load_subset, parse_eps  # noqa: E402
+from symcodec.robust.vq import reachable_counts  # noqa: E402
 
 
 def main() -> None:

@@ -33,8 +33,10 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from symcodec import models, purify  # noqa: E402
-from symcodec.evaluate import load_dataset  # noqa: E402
+from symcodec import purify  # noqa: E402
+from symcodec.atomic import atomic_write  # noqa: E402
+from symcodec.bench.evaluate import load_dataset  # noqa: E402
+from symcodec.classify import models  # noqa: E402
 
 DATA = {
     "cifar10": ("../shared/datasets/cifar10-jpeg/train.tar", "../shared/datasets/cifar10-jpeg/test.tar"),
@@ -252,7 +254,6 @@ def main() -> None:
             f"- Command: `{cmd}` (git {meta['git_commit'][:10]})",
             f"- Test accuracy on the held-out `{Path(test_src).name}` ({len(xte)} images): "
             + ", ".join(f"{k}: **{v:.2f}%**" for k, v in acc.items()), ""]
-    from symcodec.codebook import atomic_write
 
     atomic_write(out / f"{args.name}.md", "\n".join(card).encode())
     print(f"wrote {out / args.name}.pt", file=sys.stderr)

@@ -70,7 +70,7 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=None)
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
-    from symcodec.codebook import Codebook
+    from symcodec.codebook.codebook import Codebook
 
     with tempfile.TemporaryDirectory() as tmp:
         for name, (srcs, k, data) in JOBS.items():
