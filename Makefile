@@ -4,19 +4,19 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: help install demo test test-all bench fuzz clean
+.PHONY: help install demo test check-minimal bench fuzz clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 $(VENV)/.installed: setup.py Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,bench]'
-	# torchattacks pins requests~=2.25 and more; its code needs only torch, numpy, scipy (from bench): no deps
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[train,torch,eval,test]'
+	# torchattacks pins requests~=2.25 and torchvision; its code needs only torch, numpy, scipy (from eval): no deps
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps torchattacks==3.5.1
 	touch $@
 
-install: $(VENV)/.installed  ## create .venv and install symcodec with test and bench extras
+install: $(VENV)/.installed  ## create .venv and install symcodec with every extra (train, torch, eval, test)
 
 DEMO   ?= demo-out
 CIFAR  ?= ../shared/datasets/cifar10-jpeg/test.tar
@@ -30,8 +30,20 @@ demo: install  ## convert CIFAR-10 test JPEGs to .sym, then compression ratio vs
 	  --codec jpeg:30,50,75,90 --codec webp:30,50,75,90 --json $(DEMO)/eval.json --plot $(DEMO)/eval.png
 	@echo "plot: $(DEMO)/eval.png   results: $(DEMO)/eval.json"
 
-test: install  ## the test suite (under 15 minutes on 2 cores)
+test: install  ## the test suite, then the minimal-install check (under 15 minutes on 2 cores)
 	$(PY) -m pytest -q -x tests
+	$(MAKE) --no-print-directory check-minimal
+
+MIN ?= .venv-min
+$(MIN)/.installed: setup.py Makefile $(shell find symcodec codebooks -name '*.py' -o -name '*.symcb')
+	rm -rf $(MIN)
+	$(PYTHON) -m venv $(MIN)
+	$(MIN)/bin/python -m pip install -q --disable-pip-version-check .
+	rm -rf build
+	touch $@
+
+check-minimal: $(MIN)/.installed  ## `pip install .` with no extras decodes every vector and opens .sym in Pillow, without torch or faiss
+	cd $(MIN) && bin/python $(CURDIR)/tools/check_minimal.py $(CURDIR)/formats/vectors
 
 bench: install  ## full codec benchmark (results/bench_codec.json)
 	$(PY) tools/bench_codec.py --json results/bench_codec.json
@@ -40,4 +52,4 @@ fuzz: install  ## long parser fuzzing run
 	$(PY) tools/fuzz_parser.py --examples 200000
 
 clean:  ## remove the virtual environment and caches
-	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) $(MIN) .pytest_cache .hypothesis build *.egg-info

@@ -138,7 +138,7 @@ def codebooks(as_json: bool) -> None:
 @click.option("--manifest", type=click.Path(dir_okay=False), default=None, help="Write image ids, names and labels here (for receive --labels).")
 @click.option("--fec", default=0, show_default=True, help="Add one XOR parity packet per this many bands (0: off).")
 def send(src: str, to: str, rate: float | None, packet_size: int, tcp: bool, codebook: str | None, raw: bool, limit: int | None, manifest: str | None, fec: int) -> None:
-    """Stream images (a file, folder, tar, or .sym files) as packets (formats/stream-v1.md)."""
+    """Stream images (a file, folder, tar, or .sym files) as packets (formats/stream.md)."""
     click.echo(json.dumps(run_send(src, to, rate=rate, size=packet_size, tcp=tcp, codebook=codebook, raw=raw, limit=limit, manifest=manifest, fec=fec)))
 
 

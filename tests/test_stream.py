@@ -1,4 +1,4 @@
-"""Stream packets (formats/stream-v1.md): layout, band coding, loss concealment, corruption, garbage, replay."""
+"""Stream packets (formats/stream.md): layout, band coding, loss concealment, corruption, garbage, replay."""
 from __future__ import annotations
 
 import struct

@@ -230,7 +230,7 @@ def main() -> None:
         "name": "bench_stream",
         "description": ("CIFAR-10 test images streamed as 255-byte packets over an emulated "
                         f"{args.rate:.0f} bit/s link with simulated time (8*bytes/rate, back to back, nothing "
-                        "slept); .sym as BAND packets (formats/stream-v1.md) vs the source JPEG files as FILE "
+                        "slept); .sym as BAND packets (formats/stream.md) vs the source JPEG files as FILE "
                         "packets. delivered: .sym with >= 1 band (lost bands concealed), JPEG only when complete; "
                         "partial: incomplete JPEG that Pillow still decodes with gaps zero-filled. correct_per_minute: "
                         "correctly classified images per minute of link time. *_first_packet: each "

@@ -98,7 +98,7 @@ class PPMModel(EntropyModel):
         self.nlev = np.array([len(x) for x in self.slots], np.int64)
         self.nref = np.zeros((s, MAX_LEVELS), np.int64)
         # a level whose references all lie in earlier planes or rows, as has every level before it: the
-        # decoder looks its rows up for a whole row of symbols at once (symcodec.ppmkernels.decode_all)
+        # decoder looks its rows up for a whole row of symbols at once (ppm_kernels.decode_all)
         self.early = np.zeros((s, MAX_LEVELS), np.bool_)
         dense_off = np.zeros(s * MAX_LEVELS, np.int64)
         dense, htab, hkey, hrow, rlen, syms, freqs = [], [], [], [], [], [], []

@@ -1,4 +1,4 @@
-"""PNG-style chunk framing shared by `.sym` images and `.symcb` codebooks (formats/sym-v1.md)."""
+"""PNG-style chunk framing shared by `.sym` images and `.symcb` codebooks (formats/sym.md section 1, formats/symcb.md section 1)."""
 from __future__ import annotations
 
 import io

@@ -1,1 +1,1 @@
-"""Streaming .sym images over small-packet, lossy links (formats/stream-v1.md)."""
+"""Streaming .sym images over small-packet, lossy links (formats/stream.md)."""

@@ -1,4 +1,4 @@
-"""Stream packets (formats/stream-v1.md): build, validate and parse BAND, FILE and PARITY packets; resync on byte streams."""
+"""Stream packets (formats/stream.md): build, validate and parse BAND, FILE and PARITY packets; resync on byte streams."""
 from __future__ import annotations
 
 import struct
