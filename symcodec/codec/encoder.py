@@ -8,6 +8,7 @@ stages one after another.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -47,12 +48,12 @@ class Encoder:
         hdr = sym.Header(width, height, mode, cb.patch, cb.colour, self.model.model_id, cb.k, cb.id, 0)
         self.grids = hdr.plane_grids
         self.n = sum(h * w for h, w in self.grids)  # symbols per image
-        self.header = sym.Header(width, height, mode, cb.patch, cb.colour, self.model.model_id, cb.k, cb.id, self.n)
+        self.header = replace(hdr, symbols=self.n)
         self.start = sym.head(self.header)
         self.layout = self.model.layout(self.grids)
         self.small = width * height * cb.dim <= STRIP_VALUES  # patches of one image fit one buffer
         self.fused = cb.colour == 0 and cb.patch == 2 and self.small and self.model.model_id == 3
-        self._tables: tuple | None = None
+        self._tables: tuple | None = None  # the model's encoder tables, for the fused kernel
 
     def symbols(self, batch: np.ndarray, threads: int = 1) -> np.ndarray:
         """Symbols of a (N, H, W, C) uint8 batch (C >= planes; alpha is not coded): (N, symbols) int32, plane after plane."""
@@ -79,21 +80,19 @@ class Encoder:
     def payload(self, a: np.ndarray, threads: int = 1) -> bytes:
         """The SDAT payload of one (H, W, C) uint8 image."""
         if self.fused and threads <= 1:
-            s = self.searcher_tables()
-            img = a[None] if a.shape[2] == self.planes else np.ascontiguousarray(a[None, :, :, : self.planes])
-            words = encode_image_u8(img, *s, *self.layout, *self._tables)  # type: ignore[misc]
+            words = self._fused(a[None] if a.shape[2] == self.planes else np.ascontiguousarray(a[None, :, :, : self.planes]))
             if words.size:  # else a search cell is not built yet: the long way builds it
                 return words.astype("<u2", copy=False).tobytes()
         elif self.small and self.cb.colour == 1:
             return self.model.encode_flat(self.cb.searcher.nearest(self._ycc_rows(a), threads=threads), self.layout)
         return self.model.encode_flat(self.symbols(a[None], threads)[0], self.layout)
 
-    def searcher_tables(self) -> tuple:
-        """The searcher's arrays for the fused kernel (read each call: the cell cache may have grown)."""
+    def _fused(self, img: np.ndarray) -> np.ndarray:
+        """The stream's words for a (1, H, W, planes) image in one kernel call; empty if a search cell is not built."""
         if self._tables is None:
             self._tables = self.model.encoder_tables()  # type: ignore[attr-defined]
-        s = self.cb.searcher
-        return s.centroids, s.lut, s.bits, s.nbr, s.nbrd, s.table, s.cand
+        s = self.cb.searcher  # its cell arrays are read at each call: the cache may have grown
+        return encode_image_u8(img, s.centroids, s.lut, s.bits, s.nbr, s.nbrd, s.table, s.cand, *self.layout, *self._tables)
 
     def frame(self, payload: bytes, a: np.ndarray, meta: dict[str, bytes] | None = None, text: dict[str, str] | None = None,
               embed_codebook: bool = False) -> bytes:

@@ -40,18 +40,6 @@ def exp_table() -> np.ndarray:
     return np.where(q >= 0, base[j] << np.maximum(q, 0), base[j] >> np.maximum(-q, 0)).astype(np.int64)
 
 
-def static_freqs(counts: np.ndarray) -> np.ndarray:
-    """Quantise counts to frequencies >= 1 summing to 2**16: 1 + floor(c * (2**16 - K) / sum), rest to the first max."""
-    c = np.asarray(counts, dtype=np.int64)
-    k = c.size
-    if not 2 <= k <= TOTAL // 2:
-        msg = f"entropy model 2 needs 2 <= K <= {TOTAL // 2}, got {k}"
-        raise FormatError(msg)
-    f = 1 + (c * (TOTAL - k)) // int(c.sum())
-    f[int(np.argmax(c))] += TOTAL - int(f.sum())
-    return f
-
-
 @dataclass(frozen=True)
 class Expert:
     """One context: table index, source plane offset (0 = same plane), grid offset, weight in 1/16, row limit."""
@@ -189,4 +177,4 @@ class ContextModel(EntropyModel):
         return sym.astype(np.int32)
 
 
-__all__ = ["ContextModel", "Expert", "exp_table", "static_freqs"]
+__all__ = ["ContextModel", "Expert", "exp_table"]
