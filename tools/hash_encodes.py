@@ -1,6 +1,6 @@
 """SHA-256 of what every shipped codebook writes and reads back: the fingerprint a refactor must not move.
 
-Usage: python tools/hash_encodes.py [--n 1000] [--json PATH]
+Usage: python tools/hash_encodes.py [--n 1000] [--json PATH] [--compare OLD.json]
 For each codebook file in codebooks/: the .sym bytes of the first N CIFAR-10 test images (plain RGB, the
 common path), then of 40 variants that take the general path (L, RGBA, an odd 31x29 crop, EXIF and text
 metadata, an embedded codebook), and the pixels every file decodes to. Uses only the public API
@@ -78,6 +78,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--compare", default=None, help="an earlier --json output: report each codebook equal or not, exit 1 if any differs")
     a = ap.parse_args()
     xs = cifar(a.n)
     var = variants(xs)
@@ -88,6 +89,13 @@ def main() -> None:
               f"pixels {res[p.stem]['pixels_sha256'][:16]}  ({res[p.stem]['plain_bytes']} bytes)", flush=True)
     if a.json:
         Path(a.json).write_text(json.dumps({"images": a.n, "codebooks": res}, indent=2) + "\n")
+    if a.compare:
+        old = json.loads(Path(a.compare).read_text())["codebooks"]
+        same = [n for n in res if old.get(n) == res[n]]
+        print(f"{len(same)} of {len(res)} codebooks write and read exactly what {a.compare} records"
+              + ("" if len(same) == len(res) else f"; different: {', '.join(n for n in res if n not in same)}"))
+        if len(same) != len(res) or set(old) != set(res):
+            sys.exit(1)
 
 
 if __name__ == "__main__":

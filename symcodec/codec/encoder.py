@@ -97,6 +97,8 @@ class Encoder:
     def frame(self, payload: bytes, a: np.ndarray, meta: dict[str, bytes] | None = None, text: dict[str, str] | None = None,
               embed_codebook: bool = False) -> bytes:
         """The `.sym` file of a payload, with the image's alpha plane (if `a` has one), metadata and codebook."""
+        if a.shape[2] == self.planes and not (meta or text or embed_codebook):
+            return sym.pack(self.header, payload, start=self.start)  # plain: HEAD, SDAT, SEND
         m = meta or {}
         return sym.pack(self.header, payload, alpha=sym.deflate_alpha(a[:, :, self.planes]) if a.shape[2] > self.planes else None,
                         codebook=self.cb.to_bytes() if embed_codebook else None, icc_profile=m.get("icc_profile"),
