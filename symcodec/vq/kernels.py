@@ -305,3 +305,20 @@ def cells_rehash(old, new):  # pragma: no cover - compiled
     for v in old:
         if v != _EMPTY:
             new[_slot(new, v >> 39)] = v
+
+
+@numba.njit(**_JIT)
+def nearest_scan(x, cent_t, out):  # pragma: no cover - compiled
+    """Nearest centroid of each row of x by a full scan over cent_t (centroids transposed, (d, K)), vectorised
+    over the centroids; ties to any: the first guesses of the guess table, which only steer the exact search."""
+    n, d = x.shape
+    k = cent_t.shape[1]
+    dist = np.empty(k, np.float32)
+    for i in range(n):
+        dist[:] = 0
+        for q in range(d):
+            v = x[i, q]
+            for j in range(k):
+                t = v - cent_t[q, j]
+                dist[j] += t * t
+        out[i] = np.argmin(dist)
