@@ -9,6 +9,7 @@ import numpy as np
 
 from ..jit import JIT as _JIT
 from .rans import PREC, RANS_L, TOTAL
+from .rans import step as rans_step
 
 VMAX = 15 * 256  # combined scores are clamped to +-15 bits (in 1/256 bit)
 
@@ -129,7 +130,6 @@ def decode_all(words, state, off, gh, gw, ymap, xmap, cfg_n, cfg_t, cfg_src, cfg
     freq = np.zeros(cand.shape[2] * cfg_t.shape[1] + 2, np.int64)
     x = np.int64(state)
     wi = 2
-    nw = words.shape[0]
     stamp = 0
     mask = TOTAL - 1
     for p in range(gh.shape[0]):
@@ -150,11 +150,9 @@ def decode_all(words, state, off, gh, gw, ymap, xmap, cfg_n, cfg_t, cfg_src, cfg
                 if j == n:
                     fj = TOTAL - cum
                 x = fj * (x >> PREC) + slot - cum
-                if x < RANS_L:
-                    if wi >= nw:
-                        return -1
-                    x = (x << 16) | np.int64(words[wi])
-                    wi += 1
+                x, wi = rans_step(x, words, wi)
+                if wi < 0:
+                    return -1
                 if j < n:
                     s = clist[j]
                 else:  # escape: the symbol itself under the static table
@@ -169,11 +167,9 @@ def decode_all(words, state, off, gh, gw, ymap, xmap, cfg_n, cfg_t, cfg_src, cfg
                             hi = mid - 1
                     s = lo
                     x = f0[s] * (x >> PREC) + slot - c0[s]
-                    if x < RANS_L:
-                        if wi >= nw:
-                            return -1
-                        x = (x << 16) | np.int64(words[wi])
-                        wi += 1
+                    x, wi = rans_step(x, words, wi)
+                    if wi < 0:
+                        return -1
                 sym[off[p] + y * gw[p] + xg] = s
                 stamp += 1
     if x != RANS_L:

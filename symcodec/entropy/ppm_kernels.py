@@ -14,6 +14,7 @@ from numba.extending import overload
 from ..jit import JIT as _JIT
 from ..jit import prefetch
 from .rans import PREC, RANS_L, TOTAL
+from .rans import step as rans_step
 from .rans import encode_kernel as rans_encode
 
 MAX_LEVELS = 4
@@ -245,7 +246,6 @@ def decode_all(words, state, off, gh, gw, nb, yrow, xcol, nlev, nref, dense_off,
     """Decode every symbol in order (words[0:2] hold the state); returns words used, or -1 on a bad stream."""
     x = np.int64(state)
     wi = 2
-    nw = words.shape[0]
     mask = TOTAL - 1
     ns = nlev.shape[0]
     pre = np.empty((MAX_LEVELS, np.max(gw)), np.int64)
@@ -293,22 +293,18 @@ def decode_all(words, state, off, gh, gw, nb, yrow, xcol, nlev, nref, dense_off,
                         x = np.int64(ent[e, 1]) * (x >> PREC) + sl - np.int64(ent[e, 0])
                     else:
                         x = (TOTAL - tot) * (x >> PREC) + sl - tot
-                    if x < RANS_L:
-                        if wi >= nw:
-                            return -1
-                        x = (x << 16) | np.int64(words[wi])
-                        wi += 1
+                    x, wi = rans_step(x, words, wi)
+                    if wi < 0:
+                        return -1
                     if s >= 0:
                         break
                 if s < 0:
                     sl = x & mask
                     s = np.int64(sdec[slot, sl])
                     x = np.int64(sfreq[slot, s]) * (x >> PREC) + sl - np.int64(scum[slot, s])
-                    if x < RANS_L:
-                        if wi >= nw:
-                            return -1
-                        x = (x << 16) | np.int64(words[wi])
-                        wi += 1
+                    x, wi = rans_step(x, words, wi)
+                    if wi < 0:
+                        return -1
                 sym[off[p] + y * gw[p] + xg] = s
     if x != RANS_L:
         return -1

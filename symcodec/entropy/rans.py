@@ -85,6 +85,17 @@ def check_end(used: int, words: np.ndarray, n: int) -> None:
         raise DecodeError(f"corrupt symbol stream: it does not decode to exactly {n} symbols")
 
 
+@numba.njit(inline="always", **JIT)
+def step(x, words, wi):  # pragma: no cover - compiled
+    """After a decoded event, refill an int64 state below 2^16 from the next word: (state, next word index),
+    index -1 if the stream ran out (the stream is then invalid)."""
+    if x < RANS_L:
+        if wi >= words.shape[0]:
+            return x, -1
+        return (x << 16) | np.int64(words[wi]), wi + 1
+    return x, wi
+
+
 @numba.njit(**JIT)
 def decode_static(words, state, freq, cum, slot_sym, out):  # pragma: no cover - compiled
     """Decode len(out) symbols under one static table; returns words used, or -1 if the stream runs out or ends in a wrong state."""
