@@ -36,7 +36,7 @@ def general_decode(d: bytes, cb=None) -> np.ndarray:
 def plain_ran(d: bytes, cb) -> bool:
     """Whether `decode` reads this file through the plain-file parse and a cached decoder."""
     p = symfmt.parse_plain(d)
-    return p is not None and decoder._plain(p[0], p[1], cb) is not None
+    return p is not None and decoder._plain(p, cb) is not None
 
 
 @pytest.mark.parametrize("name", CODEBOOKS)

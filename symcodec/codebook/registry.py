@@ -1,4 +1,4 @@
-"""Codebook registry (formats/symcb.md section 4): names, ids and paths resolve to codebooks from shipped and user folders."""
+"""Codebook registry (formats/symcb.md section 5): names, ids and paths resolve to codebooks from shipped and user folders."""
 from __future__ import annotations
 
 import functools

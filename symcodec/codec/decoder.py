@@ -121,10 +121,10 @@ def decode_symbols(f: SymFile, codebook: Codebook | str | None = None) -> list[n
     return dec.planes(dec.symbols(f.payload or b""))
 
 
-def _plain(major: int, head: bytes, codebook: Codebook | str | None) -> Decoder | None:
+def _plain(plain: sym.Plain, codebook: Codebook | str | None) -> Decoder | None:
     """The cached decoder of a plain file's HEAD, or None if anything is amiss (the general path then says what)."""
+    major, head, cid = plain.major, plain.head, plain.codebook_id
     try:
-        cid = head[16:48]  # HEAD's codebook id (section 3)
         if isinstance(codebook, Codebook):
             cb = codebook
         else:
@@ -151,9 +151,9 @@ def decode(data: bytes | BinaryIO | str | os.PathLike[str], codebook: Codebook |
     if isinstance(data, bytes):
         plain = sym.parse_plain(data)
         if plain is not None:
-            dec = _plain(plain[0], plain[1], codebook)
+            dec = _plain(plain, codebook)
             if dec is not None:
-                return dec.decode(plain[2])
+                return dec.decode(plain.payload)
     f = read(data)
     dec = Decoder(codebook_for(f, codebook), f.header)
     out = dec.pixels(dec.symbols(f.payload or b""))

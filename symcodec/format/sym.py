@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
@@ -243,8 +243,17 @@ def read(data: bytes | BinaryIO, header_only: bool = False, max_pixels: int | No
     return sym
 
 
-def parse_plain(b: bytes) -> tuple[int, bytes, bytes] | None:
-    """(major, HEAD payload, SDAT payload) of a file laid out exactly as HEAD, SDAT, SEND with good CRCs, else None.
+class Plain(NamedTuple):
+    """The parts of a plain file (HEAD, SDAT, SEND): its major version, HEAD payload and its codebook id, SDAT payload."""
+
+    major: int
+    head: bytes
+    codebook_id: bytes
+    payload: bytes
+
+
+def parse_plain(b: bytes) -> Plain | None:
+    """The parts of a file laid out exactly as HEAD, SDAT, SEND with good CRCs, else None.
 
     None says nothing about validity: `read` decides, and raises its errors. The HEAD fields are not
     checked here (`Header.unpack` does that).
@@ -266,4 +275,4 @@ def parse_plain(b: bytes) -> tuple[int, bytes, bytes] | None:
     payload = b[o : o + sl]
     if zlib.crc32(payload, _SDAT_CRC) != _U32.unpack_from(b, o + sl)[0] or b[o + sl + 4 : o + sl + 4 + len(SEND)] != SEND:
         return None
-    return major, hd, payload
+    return Plain(major, hd, hd[16:48], payload)  # the codebook id: HEAD bytes 16-47 (section 3)
