@@ -17,11 +17,13 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image, ImageFile
 
-from .codec.decoder import Decoder, block_mean, codebook_for
+from .codec.decoder import codebook_for, decoder_for
 from .codec.encoder import encode
 from .errors import NotSymFileError
 from .format import sym
+from .vq import patches
 
+DECODE_THREADS = 1  # threads for decoding a transform-mode file's strips (Pillow has no per-open options)
 FORMAT = "SYM"
 MIME = "image/x-sym"
 EXTENSION = ".sym"
@@ -91,7 +93,7 @@ class SymImageFile(ImageFile.ImageFile):
             raise RuntimeError(msg)
         self.fp.seek(0)
         f = sym.read(self.fp)
-        Decoder(codebook_for(f), f.header).symbols(f.payload or b"")
+        decoder_for(codebook_for(f), f.header).symbols(f.payload or b"")
         if f.alpha is not None:
             f.alpha_plane()
         super().verify()
@@ -106,14 +108,13 @@ class SymDecoder(ImageFile.PyDecoder):
         """Read, entropy-decode and reconstruct; hand the pixels to Pillow as raw bytes."""
         assert self.fd is not None
         f = sym.read(self.fd)
-        dec = Decoder(codebook_for(f), f.header)
-        flat = dec.symbols(f.payload or b"")
+        dec = decoder_for(codebook_for(f), f.header)
         preview = self.args[:1] == ("preview",)
-        px = dec.preview(flat) if preview else dec.pixels(flat)
+        px = dec.preview_image(f.payload or b"") if preview else dec.image(f.payload or b"", DECODE_THREADS)
         if f.alpha is not None:
             alpha = f.alpha_plane()
             if preview:
-                alpha = block_mean(alpha, f.header.patch)
+                alpha = patches.block_mean(alpha, f.header.patch)
             px = np.concatenate([px, alpha[:, :, None]], axis=2)
         self.set_as_raw(np.ascontiguousarray(px).tobytes(), self.mode)
         return -1, 0

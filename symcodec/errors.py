@@ -54,6 +54,10 @@ class CodebookNotFoundError(CodebookError, LookupError):
     """A codebook name or id could not be resolved."""
 
 
+class OptionError(SymcodecError, ValueError):
+    """An option outside its range, or one that does not apply (e.g. a quality for a patch codebook)."""
+
+
 class DatasetError(SymcodecError, ValueError):
     """A dataset source cannot be read."""
 

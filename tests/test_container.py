@@ -77,7 +77,7 @@ def test_unknown_ancillary_skipped_unknown_critical_refused(small_sym):
 
 def test_newer_major_version_refused(small_sym):
     b = bytearray(small_sym)
-    b[8] = 4  # majors 1-3 are entropy models 1-3 (formats/sym.md, version table)
+    b[8] = 5  # majors 1-4 are entropy models 1-4 (formats/sym.md, version table)
     with pytest.raises(errors.UnsupportedVersionError):
         symcodec.decode(bytes(b))
 

@@ -70,7 +70,7 @@ def test_versions(cifar_images: np.ndarray) -> None:
     with pytest.raises(FormatError):
         symfmt.read(v2[:8] + b"\x01" + v2[9:])
     with pytest.raises(UnsupportedVersionError):
-        symfmt.read(v2[:8] + b"\x04" + v2[9:])
+        symfmt.read(v2[:8] + b"\x05" + v2[9:])
     # a file that needs the context model does not decode with the plain codebook
     with pytest.raises(SymcodecError):
         symcodec.decode(v2, base)

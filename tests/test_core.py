@@ -89,7 +89,7 @@ def test_roundtrip_embedded_codebook_decodes_without_registry(photo, monkeypatch
 
 def test_rgba_alpha_is_lossless(photo):
     rgba = np.dstack([photo[:40, :40], np.arange(1600, dtype=np.uint16).reshape(40, 40).astype(np.uint8)])
-    y = symcodec.decode(symcodec.encode(rgba))
+    y = symcodec.decode(symcodec.encode(rgba, "cifar10-2x2-k2048"))
     assert y.shape == (40, 40, 4)
     assert np.array_equal(y[..., 3], rgba[..., 3])
     assert np.array_equal(y[..., :3], symcodec.purify(rgba[..., :3]))

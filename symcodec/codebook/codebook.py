@@ -1,4 +1,8 @@
-"""Codebooks (formats/symcb.md): centroids, patch geometry, colour mode, the entropy models' tables, provenance."""
+"""Codebooks (formats/symcb.md): patch codebooks (centroids, counts, a context model) and transform codebooks.
+
+`CodebookFile` holds what both kinds share (name, provenance, the id over the critical chunks, the file
+framing); `CodebookFile.from_bytes` (also reachable as `Codebook.from_bytes`) reads either kind.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -13,23 +17,119 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..atomic import atomic_write
-from ..entropy import CONTEXT_TAGS, EntropyModel, StaticModel
+from ..entropy import CONTEXT_TAGS, CoefModel, EntropyModel, StaticModel
 from ..errors import CodebookError, FormatError
 from ..format import chunks
 from ..vq.search import Searcher
 
 SIGNATURE = b"\x89SYC\r\n\x1a\n"
 MINOR = 0
-MAJORS = (1, 2, 3)  # 2 adds CTXM and colour 1, 3 adds PPMT (formats/symcb.md, version table)
+MAJORS = (1, 2, 3, 4)  # 2 adds CTXM and colour 1, 3 PPMT, 4 transform codebooks (formats/symcb.md, version table)
 CONTEXT_CHUNK = {2: b"CTXM", 3: b"PPMT"}  # the context-model chunk each major allows
 COLOUR_PLANES = 0  # each channel plane (L, or R, G, B) is cut into patches independently
 COLOUR_YCC420 = 1  # RGB as Y, Cb, Cr planes (BT.601 full range), chroma subsampled 2x2 (symcodec.vq.colour)
 COLOURS = {COLOUR_PLANES: "planes", COLOUR_YCC420: "ycc420"}
 _BASE = frozenset({b"CBHD", b"CENT", b"CNTS", b"name", b"prov"})
+_TRANSFORM = frozenset({b"CBHD", b"TQNT", b"TCTX", b"name", b"prov"})
+_TQNT = struct.Struct("<B3x")
 _HDR = struct.Struct("<IHBBBB")  # K, d, patch_h, patch_w, colour, reserved
 
 
-class Codebook:
+class CodebookFile:
+    """What both kinds of codebook share: name, provenance, identity and the `.symcb` framing."""
+
+    name: str
+    provenance: dict[str, Any]
+
+    @property
+    def major(self) -> int:
+        """The format major version this codebook needs."""
+        raise NotImplementedError
+
+    def _critical_chunks(self) -> list[tuple[bytes, bytes]]:
+        raise NotImplementedError
+
+    @cached_property
+    def id(self) -> bytes:
+        """SHA-256 over the critical chunks (type, length, payload): changes exactly when decoding would."""
+        h = hashlib.sha256(b"symcb-v1")
+        for ctype, data in self._critical_chunks():
+            h.update(ctype + struct.pack("<I", len(data)) + data)
+        return h.digest()
+
+    @property
+    def hexid(self) -> str:
+        """The id as 64 hex digits."""
+        return self.id.hex()
+
+    @property
+    def short_id(self) -> str:
+        """First 12 hex digits of the id, for display."""
+        return self.hexid[:12]
+
+    # -- serialisation --------------------------------------------------------------------
+    def to_bytes(self) -> bytes:
+        """Serialise to the `.symcb` format (formats/symcb.md)."""
+        extra: list[tuple[bytes, bytes]] = []
+        if self.name:
+            extra.append((b"name", self.name.encode("utf-8")))
+        if self.provenance:
+            extra.append((b"prov", json.dumps(self.provenance, sort_keys=True).encode("utf-8")))
+        return chunks.pack_file(SIGNATURE, self.major, MINOR, self._critical_chunks() + extra)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write atomically (temporary name, then rename)."""
+        path = Path(path)
+        atomic_write(path, self.to_bytes())
+        return path
+
+    @classmethod
+    def from_bytes(cls, data: bytes | BinaryIO) -> Codebook | TransformCodebook:
+        """Parse a `.symcb` file of either kind; every check happens before any large allocation."""
+        fp = chunks.as_stream(data)
+        major, _ = chunks.read_preamble(fp, SIGNATURE, MAJORS, "symcodec codebook")
+        got: dict[bytes, bytes] = {}
+        ctag = CONTEXT_CHUNK.get(major)
+        known = _TRANSFORM if major == 4 else (_BASE | {ctag} if ctag else _BASE)
+        for ch in chunks.iter_chunks(fp, "codebook", known):
+            if ch.type in got:
+                msg = f"corrupt codebook: duplicate chunk {ch.type.decode()}"
+                raise FormatError(msg)
+            got[ch.type] = ch.data
+        name = got.get(b"name", b"").decode("utf-8", "replace")
+        prov: dict[str, Any] = {}
+        if b"prov" in got:
+            try:
+                prov = json.loads(got[b"prov"].decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                prov = {}
+        return (TransformCodebook if major == 4 else Codebook)._parse(major, got, name, prov if isinstance(prov, dict) else {})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Codebook | TransformCodebook:
+        """Read a `.symcb` file of either kind."""
+        with open(path, "rb") as fp:
+            return cls.from_bytes(fp)
+
+
+
+def _header(got: dict[bytes, bytes], needs: tuple[bytes, ...]) -> tuple[int, int, int, int]:
+    """(K, d, p, colour) from CBHD, once every chunk in `needs` is present."""
+    for need in needs:
+        if need not in got:
+            msg = f"corrupt codebook: missing chunk {need.decode()}"
+            raise FormatError(msg)
+    if len(got[b"CBHD"]) != _HDR.size:
+        msg = "corrupt codebook: bad CBHD length"
+        raise FormatError(msg)
+    k, d, ph, pw, colour, _ = _HDR.unpack(got[b"CBHD"])
+    if ph != pw or d != ph * pw:
+        msg = f"corrupt codebook: inconsistent geometry {ph}x{pw}, d={d}"
+        raise FormatError(msg)
+    return k, d, ph, colour
+
+
+class Codebook(CodebookFile):
     """A k-means codebook over p x p patches with values in [0, 1], its symbol counts and at most one context model.
 
     `context` is an entropy model (2 or 3) or the (tag, payload) of its chunk as read from a file; a
@@ -118,97 +218,30 @@ class Codebook:
             return 3 if self.context_chunk[0] == b"PPMT" else 2
         return 2 if self.colour != COLOUR_PLANES else 1
 
-    @cached_property
-    def id(self) -> bytes:
-        """SHA-256 over the critical chunks (type, length, payload): changes exactly when decoding would."""
-        h = hashlib.sha256(b"symcb-v1")
-        for ctype, data in self._critical_chunks():
-            h.update(ctype + struct.pack("<I", len(data)) + data)
-        return h.digest()
-
-    @property
-    def hexid(self) -> str:
-        """The id as 64 hex digits."""
-        return self.id.hex()
-
-    @property
-    def short_id(self) -> str:
-        """First 12 hex digits of the id, for display."""
-        return self.hexid[:12]
-
     def __repr__(self) -> str:
         return f"Codebook(name={self.name!r}, K={self.k}, patch={self.patch}, id={self.short_id})"
 
-    # -- serialisation --------------------------------------------------------------------
-    def to_bytes(self) -> bytes:
-        """Serialise to the `.symcb` format (formats/symcb.md)."""
-        extra: list[tuple[bytes, bytes]] = []
-        if self.name:
-            extra.append((b"name", self.name.encode("utf-8")))
-        if self.provenance:
-            extra.append((b"prov", json.dumps(self.provenance, sort_keys=True).encode("utf-8")))
-        return chunks.pack_file(SIGNATURE, self.major, MINOR, self._critical_chunks() + extra)
-
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write atomically (temporary name, then rename)."""
-        path = Path(path)
-        atomic_write(path, self.to_bytes())
-        return path
-
     @classmethod
-    def from_bytes(cls, data: bytes | BinaryIO) -> Codebook:
-        """Parse a `.symcb` file; every check happens before any large allocation."""
-
-        fp = chunks.as_stream(data)
-        major, _ = chunks.read_preamble(fp, SIGNATURE, MAJORS, "symcodec codebook")
-        got: dict[bytes, bytes] = {}
-        ctag = CONTEXT_CHUNK.get(major)
-        for ch in chunks.iter_chunks(fp, "codebook", _BASE | {ctag} if ctag else _BASE):
-            if ch.type in got:
-                msg = f"corrupt codebook: duplicate chunk {ch.type.decode()}"
-                raise FormatError(msg)
-            got[ch.type] = ch.data
-        for need in (b"CBHD", b"CENT", b"CNTS"):
-            if need not in got:
-                msg = f"corrupt codebook: missing chunk {need.decode()}"
-                raise FormatError(msg)
-        if len(got[b"CBHD"]) != _HDR.size:
-            msg = "corrupt codebook: bad CBHD length"
-            raise FormatError(msg)
-        k, d, ph, pw, colour, _ = _HDR.unpack(got[b"CBHD"])
-        if ph != pw or d != ph * pw:
-            msg = f"corrupt codebook: inconsistent geometry {ph}x{pw}, d={d}"
-            raise FormatError(msg)
+    def _parse(cls, major: int, got: dict[bytes, bytes], name: str, prov: dict[str, Any]) -> Codebook:
+        k, d, ph, colour = _header(got, (b"CBHD", b"CENT", b"CNTS"))
         if len(got[b"CENT"]) != k * d * 4 or len(got[b"CNTS"]) != k * 4:
             msg = "corrupt codebook: table sizes do not match K and d"
             raise FormatError(msg)
         cent = np.frombuffer(got[b"CENT"], dtype="<f4").reshape(k, d)
         counts = np.frombuffer(got[b"CNTS"], dtype="<u4")
-        name = got.get(b"name", b"").decode("utf-8", "replace")
-        prov: dict[str, Any] = {}
-        if b"prov" in got:
-            try:
-                prov = json.loads(got[b"prov"].decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                prov = {}
         if major == 3 and b"PPMT" not in got:
             msg = "corrupt codebook: version 3 without a PPMT chunk"
             raise FormatError(msg)
         if major == 1 and colour != COLOUR_PLANES:
             msg = f"corrupt codebook: colour {colour} needs format version 2"
             raise FormatError(msg)
+        ctag = CONTEXT_CHUNK.get(major)
         ctx = (ctag, got[ctag]) if ctag in got else None
         try:
             return cls(cent, patch=ph, counts=counts, colour=colour, name=name, provenance=prov, context=ctx)
         except CodebookError as exc:
             msg = f"corrupt codebook: {exc}"
             raise FormatError(msg) from None
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Codebook:
-        """Read a `.symcb` file."""
-        with open(path, "rb") as fp:
-            return cls.from_bytes(fp)
 
     # -- derived tables (lazy, cached) ----------------------------------------------------
     @cached_property
@@ -262,3 +295,60 @@ class Codebook:
             if "_searcher" not in self.__dict__:
                 self.__dict__["_searcher"] = Searcher(self.centroids, self.patch)
             return self.__dict__["_searcher"]
+
+
+class TransformCodebook(CodebookFile):
+    """A transform codebook (formats/symcb.md version 4.0): the learned parts of the photo mode.
+
+    `offsets` (2, 3, 64): the reconstruction offsets O[c][m][z] of the per-frequency scalar codebooks (plane
+    kind, level magnitude 1 / 2 / >= 3, zigzag position), in 1/256 of a step; `model`: entropy model 4 with its
+    initial context probabilities. The steps travel in each file (formats/sym.md section 5.4).
+    """
+
+    k = 128  # scalar codebooks: 2 plane kinds x 64 frequencies
+    patch = 8
+    dim = 64
+    colour = COLOUR_YCC420
+    major = 4
+    context_chunk = None
+
+    def __init__(self, offsets: np.ndarray, model: CoefModel, name: str = "", provenance: dict[str, Any] | None = None) -> None:
+        off = np.asarray(offsets)
+        if off.shape != (2, 3, 64) or np.abs(off).max() > 128:
+            msg = "transform codebook offsets must be (2, 3, 64) values in -128..128"
+            raise CodebookError(msg)
+        self.offsets = np.ascontiguousarray(off, np.int64)
+        self.offsets.setflags(write=False)
+        self.entropy = model
+        self.name = name
+        self.provenance = dict(provenance or {})
+
+    def __repr__(self) -> str:
+        return f"TransformCodebook(name={self.name!r}, id={self.short_id})"
+
+    def _critical_chunks(self) -> list[tuple[bytes, bytes]]:
+        hdr = _HDR.pack(self.k, self.dim, self.patch, self.patch, self.colour, 0)
+        return [(b"CBHD", hdr), (b"TQNT", _TQNT.pack(1) + self.offsets.astype("<i2").tobytes()), (b"TCTX", self.entropy.to_bytes())]
+
+    @classmethod
+    def _parse(cls, major: int, got: dict[bytes, bytes], name: str, prov: dict[str, Any]) -> TransformCodebook:
+        if (k := _header(got, (b"CBHD", b"TQNT", b"TCTX"))) != (cls.k, cls.dim, cls.patch, cls.colour):
+            msg = f"corrupt codebook: a transform codebook has K 128, 8x8 patches and colour 1, not {k}"
+            raise FormatError(msg)
+        tq = got[b"TQNT"]
+        if len(tq) != _TQNT.size + 2 * 3 * 64 * 2 or tq[0] != 1:
+            msg = "corrupt codebook: TQNT has the wrong size or version"
+            raise FormatError(msg)
+        off = np.frombuffer(tq, "<i2", 2 * 3 * 64, _TQNT.size).reshape(2, 3, 64)
+        try:
+            return cls(off, CoefModel.from_bytes(got[b"TCTX"], cls.k), name=name, provenance=prov)
+        except CodebookError as exc:
+            msg = f"corrupt codebook: {exc}"
+            raise FormatError(msg) from None
+
+    def model(self, model_id: int) -> EntropyModel:
+        """The model that decodes files of this entropy model id (only 4)."""
+        if model_id == CoefModel.model_id:
+            return self.entropy
+        msg = f"entropy model {model_id} is not supported by this codebook (a transform codebook codes model 4)"
+        raise FormatError(msg)

@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import CodebookError, CodebookNotFoundError, FormatError
-from .codebook import Codebook
+from .codebook import Codebook, TransformCodebook
 from .seed import import_faiss_index
 
 DEFAULT = "cifar10-2x2-k2048"
@@ -61,7 +61,7 @@ def _search_path() -> tuple[list[Path], list[str]]:
     return found
 
 
-def load_file(path: str | os.PathLike[str]) -> Codebook:
+def load_file(path: str | os.PathLike[str]) -> Codebook | TransformCodebook:
     """Load a `.symcb` file (cached by path, file identity and modification time) or import a faiss `.index`."""
     p = os.path.abspath(os.fspath(path))
     st = os.stat(p)  # a missing file raises here, as before
@@ -126,7 +126,7 @@ def _not_found(what: str) -> CodebookNotFoundError:
     return CodebookNotFoundError(msg)
 
 
-def by_id(cid: bytes) -> Codebook:
+def by_id(cid: bytes) -> Codebook | TransformCodebook:
     """The installed codebook whose id is `cid`."""
     found = entries()  # a rescan clears _by_id
     h = cid.hex()
@@ -139,9 +139,9 @@ def by_id(cid: bytes) -> Codebook:
     return load_file(e.path)
 
 
-def get(spec: str | os.PathLike[str] | Codebook | None = None) -> Codebook:
+def get(spec: str | os.PathLike[str] | Codebook | TransformCodebook | None = None) -> Codebook | TransformCodebook:
     """Resolve a codebook, a file path, a name, or an id (hex, 8+ digits prefix); None means the default."""
-    if isinstance(spec, Codebook):
+    if isinstance(spec, (Codebook, TransformCodebook)):
         return spec
     spec = DEFAULT if spec is None else spec
     s = str(spec)

@@ -13,15 +13,16 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..codebook import registry
-from ..codebook.codebook import Codebook
+from ..codebook.codebook import Codebook, TransformCodebook
 from ..errors import CodebookError, FormatError, SymcodecError
 from ..format import sym
 from ..format.sym import Header, SymFile
 from ..vq import kernels, patches
 from ..vq.colour import ycc_pixels
+from .transform import TransformDecoder
 
 _MAX_DECODERS = 256
-_DEC: dict[tuple[int, bytes, int], Decoder] = {}
+_DEC: dict[tuple[int, bytes, int], Decoder | TransformDecoder] = {}
 
 
 class Decoder:
@@ -63,29 +64,39 @@ class Decoder:
         gh, gw = self.grids[0]
         if hdr.colour == 1:
             px = self.pixels(flat)
-            return np.stack([block_mean(px[:, :, c], hdr.patch) for c in range(3)], -1)
+            return np.stack([patches.block_mean(px[:, :, c], hdr.patch) for c in range(3)], -1)
         out = np.empty((1, gh, gw, hdr.planes), np.uint8)
         kernels.patch_means(np.ascontiguousarray(np.reshape(flat, (1, hdr.planes, gh, gw)), dtype=np.int32), cb.table_mean_u8, out)
         return out[0]
 
-    def decode(self, payload: bytes) -> np.ndarray:
+    def image(self, payload: bytes, threads: int = 1) -> np.ndarray:
+        """(H, W, planes) uint8 pixels of a payload."""
+        return self.pixels(self.symbols(payload))
+
+    def preview_image(self, payload: bytes) -> np.ndarray:
+        """The 1/p-scale preview of a payload."""
+        return self.preview(self.symbols(payload))
+
+    def decode(self, payload: bytes, threads: int = 1) -> np.ndarray:
         """Pixels of a file without alpha: (H, W) for L, (H, W, 3) otherwise."""
         out = self.pixels(self.symbols(payload))
         return out[:, :, 0] if self.header.mode == "L" else out
+
+
+def decoder_for(cb: Codebook | TransformCodebook, hdr: Header) -> Decoder | TransformDecoder:
+    """The decoder of files with this header: the transform decoder for a transform codebook, else `Decoder`."""
+    if isinstance(cb, TransformCodebook):
+        return TransformDecoder(cb, hdr)
+    if hdr.model_id == 4:
+        msg = "entropy model 4 is not supported by this codebook (it needs a transform codebook)"
+        raise FormatError(msg)
+    return Decoder(cb, hdr)
 
 
 def _check_fits(cb: Codebook, hdr: Header) -> None:
     if cb.k != hdr.k or cb.patch != hdr.patch:
         msg = "corrupt .sym: codebook K or patch size does not match HEAD"
         raise FormatError(msg)
-
-
-def block_mean(a: np.ndarray, p: int) -> np.ndarray:
-    """Mean of each p x p block of an (H, W) plane (edge-replicated padding), rounded, uint8."""
-    gh, gw = patches.grid(a.shape[0], a.shape[1], p)
-    a = np.pad(a, ((0, gh * p - a.shape[0]), (0, gw * p - a.shape[1])), mode="edge")
-    m = a.reshape(gh, p, gw, p).mean(axis=(1, 3), dtype=np.float32)
-    return np.clip(np.rint(m), 0, 255).astype(np.uint8)
 
 
 def read(data: bytes | BinaryIO | str | os.PathLike[str], header_only: bool = False) -> SymFile:
@@ -96,7 +107,7 @@ def read(data: bytes | BinaryIO | str | os.PathLike[str], header_only: bool = Fa
     return sym.read(data, header_only=header_only)
 
 
-def codebook_for(f: SymFile, codebook: Codebook | str | None = None) -> Codebook:
+def codebook_for(f: SymFile, codebook: Codebook | TransformCodebook | str | None = None) -> Codebook | TransformCodebook:
     """The codebook a parsed file needs: embedded, given, or from the registry by id (section 6)."""
     hdr = f.header
     if f.codebook is not None:
@@ -117,7 +128,9 @@ def codebook_for(f: SymFile, codebook: Codebook | str | None = None) -> Codebook
 
 def decode_symbols(f: SymFile, codebook: Codebook | str | None = None) -> list[np.ndarray]:
     """The symbol planes of a parsed file (one (gh, gw) int32 array per plane; colour 1: Y, Cb, Cr)."""
-    dec = Decoder(codebook_for(f, codebook), f.header)
+    dec = decoder_for(codebook_for(f, codebook), f.header)
+    if isinstance(dec, TransformDecoder):
+        return [dec.levels(f.payload or b"")]
     return dec.planes(dec.symbols(f.payload or b""))
 
 
@@ -125,7 +138,7 @@ def _plain(plain: sym.Plain, codebook: Codebook | str | None) -> Decoder | None:
     """The cached decoder of a plain file's HEAD, or None if anything is amiss (the general path then says what)."""
     major, head, cid = plain.major, plain.head, plain.codebook_id
     try:
-        if isinstance(codebook, Codebook):
+        if isinstance(codebook, (Codebook, TransformCodebook)):
             cb = codebook
         else:
             cb = registry.by_id(cid) if codebook is None else registry.get(codebook)
@@ -137,7 +150,7 @@ def _plain(plain: sym.Plain, codebook: Codebook | str | None) -> Decoder | None:
             hdr = Header.unpack(head, None, major)
             if hdr.mode not in ("L", "RGB"):
                 return None
-            dec = Decoder(cb, hdr)
+            dec = decoder_for(cb, hdr)
             if len(_DEC) >= _MAX_DECODERS:
                 _DEC.clear()
             _DEC[key] = dec
@@ -146,20 +159,23 @@ def _plain(plain: sym.Plain, codebook: Codebook | str | None) -> Decoder | None:
         return None
 
 
-def decode(data: bytes | BinaryIO | str | os.PathLike[str], codebook: Codebook | str | None = None) -> np.ndarray:
-    """Decode `.sym` bytes (or a stream, or a path) to uint8 pixels: (H,W) for L, (H,W,C) otherwise."""
+def decode(data: bytes | BinaryIO | str | os.PathLike[str], codebook: Codebook | str | None = None, threads: int = 1) -> np.ndarray:
+    """Decode `.sym` bytes (or a stream, or a path) to uint8 pixels: (H,W) for L, (H,W,C) otherwise.
+
+    `threads` decodes a transform-mode file's strips in parallel.
+    """
     if isinstance(data, bytes):
         plain = sym.parse_plain(data)
         if plain is not None:
             dec = _plain(plain, codebook)
             if dec is not None:
-                return dec.decode(plain.payload)
+                return dec.decode(plain.payload, threads)
     f = read(data)
-    dec = Decoder(codebook_for(f, codebook), f.header)
-    out = dec.pixels(dec.symbols(f.payload or b""))
+    dec = decoder_for(codebook_for(f, codebook), f.header)
+    out = dec.image(f.payload or b"", threads)
     if f.alpha is not None:
         out = np.concatenate([out, f.alpha_plane()[:, :, None]], axis=2)
     return out[:, :, 0] if f.header.mode == "L" else out
 
 
-__all__ = ["Decoder", "codebook_for", "decode", "decode_symbols", "read"]
+__all__ = ["Decoder", "codebook_for", "decode", "decode_symbols", "decoder_for", "read"]

@@ -14,17 +14,19 @@ from typing import Any
 import numpy as np
 
 from ..codebook import registry
-from ..codebook.codebook import Codebook
-from ..errors import EmptyImageError, ImageTooLargeError, UnsupportedModeError
+from ..codebook.codebook import Codebook, TransformCodebook
+from ..errors import EmptyImageError, ImageTooLargeError, OptionError, UnsupportedModeError
 from ..format import sym
 from ..vq import kernels
 from ..vq.colour import _ycc_patches, rgb_to_planes
 from .image import samples
+from .choice import check_quality, choose, jpeg_tables, transform_steps
 from .kernels import encode_image_u8
 from .symbols import STRIP_VALUES, quantize
+from .transform import TransformEncoder
 
 _MAX_ENCODERS = 256
-_ENC: dict[tuple[int, int, int, str], Encoder] = {}
+_ENC: dict[tuple, Encoder | TransformEncoder] = {}
 
 
 class Encoder:
@@ -117,12 +119,13 @@ class Encoder:
                            embed_codebook=embed_codebook) for i in range(len(batch))]
 
 
-def encoder_for(cb: Codebook, width: int, height: int, mode: str) -> Encoder:
-    """The (cached) encoder of images of this size and mode with `cb`."""
-    key = (id(cb), width, height, mode)
+def encoder_for(cb: Codebook | TransformCodebook, width: int, height: int, mode: str,
+                steps: np.ndarray | None = None) -> Encoder | TransformEncoder:
+    """The (cached) encoder of images of this size and mode with `cb` (and, for a transform codebook, these steps)."""
+    key = (id(cb), width, height, mode, None if steps is None else steps.tobytes())
     enc = _ENC.get(key)
     if enc is None or enc.cb is not cb:
-        enc = Encoder(cb, width, height, mode)
+        enc = TransformEncoder(cb, width, height, mode, steps) if isinstance(cb, TransformCodebook) else Encoder(cb, width, height, mode)
         if len(_ENC) >= _MAX_ENCODERS:
             _ENC.clear()
         _ENC[key] = enc
@@ -131,8 +134,9 @@ def encoder_for(cb: Codebook, width: int, height: int, mode: str) -> Encoder:
 
 def encode(
     image: Any,
-    codebook: Codebook | str | None = None,
+    codebook: Codebook | TransformCodebook | str | None = None,
     *,
+    quality: int | None = None,
     embed_codebook: bool = False,
     icc_profile: bytes | None = None,
     exif: bytes | None = None,
@@ -140,10 +144,24 @@ def encode(
     text: dict[str, str] | None = None,
     threads: int = 1,
 ) -> bytes:
-    """Encode a PIL image or uint8 array (L, LA, RGB, RGBA) to `.sym` bytes (metadata: the image's own unless given)."""
-    cb = registry.get(codebook)
+    """Encode a PIL image or uint8 array (L, LA, RGB, RGBA) to `.sym` bytes (metadata: the image's own unless given).
+
+    With no codebook, the image's size picks one (`codec.choice`: small-image patch codebooks, or the transform
+    codebook for photographs); `quality` (1..100) picks a rung of that ladder or sets a transform codebook's
+    steps. `threads` runs the centroid search, or a photograph's strips, in parallel.
+    """
+    q = check_quality(quality)
+    cb = registry.get(codebook) if codebook is not None else None
     a, mode, meta = samples(image)
-    enc = encoder_for(cb, a.shape[1], a.shape[0], mode)
+    steps = None
+    if cb is None:
+        cb, steps = choose(a.shape[1], a.shape[0], mode, q, jpeg_tables(image))
+    elif isinstance(cb, TransformCodebook):
+        steps = transform_steps(q, jpeg_tables(image))
+    elif q is not None:
+        msg = f"quality sets a transform codebook's steps or picks a default codebook; {cb.name or cb.short_id} is a patch codebook"
+        raise OptionError(msg)
+    enc = encoder_for(cb, a.shape[1], a.shape[0], mode, steps)
     if icc_profile is not None or exif is not None or xmp is not None:
         meta = {**meta, **{k: v for k, v in (("icc_profile", icc_profile), ("exif", exif), ("xmp", xmp)) if v is not None}}
     return enc.encode(a, meta, text, embed_codebook, threads)

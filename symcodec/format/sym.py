@@ -18,8 +18,8 @@ from . import chunks
 
 SIGNATURE = b"\x89SYM\r\n\x1a\n"
 MINOR = 0
-MAJORS = (1, 2, 3)  # the major version is the entropy model id (section 1, version table)
-COLOURS = {0: (1, 2, 3), 1: (2, 3)}  # colour -> the majors it is valid in
+MAJORS = (1, 2, 3, 4)  # the major version is the entropy model id (section 1, version table)
+COLOURS = {0: (1, 2, 3, 4), 1: (2, 3, 4)}  # colour -> the majors it is valid in
 MAX_PIXELS = 1 << 28  # reader cap on W*H, checked from HEAD before any allocation
 MAX_META = 1 << 24
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
@@ -104,6 +104,9 @@ class Header:
         hdr = cls(w, h, MODES[mode], p, colour, model, k, cid, n_sym)
         if colour == 1 and hdr.planes != 3:
             msg = "corrupt .sym: colour 1 (ycc420) needs an RGB or RGBA mode"
+            raise FormatError(msg)
+        if model == 4 and (p != 8 or (colour == 0 and hdr.planes != 1)):
+            msg = "corrupt .sym: entropy model 4 needs 8x8 blocks and, in colour 0, an L or LA mode"
             raise FormatError(msg)
         if n_sym != sum(gh * gw for gh, gw in hdr.plane_grids):
             msg = "corrupt .sym: symbol count does not match the dimensions"

@@ -56,3 +56,11 @@ def tile(symbols: np.ndarray, table: np.ndarray, p: int, h: int, w: int) -> np.n
     out = np.empty((n, h, w, c), dtype=table.dtype)
     kernels.gather(np.ascontiguousarray(symbols, dtype=np.int32), np.ascontiguousarray(table), p, out)
     return out
+
+
+def block_mean(a: np.ndarray, p: int) -> np.ndarray:
+    """Mean of each p x p block of an (H, W) plane (edge-replicated padding), rounded, uint8: a 1/p-scale preview."""
+    gh, gw = grid(a.shape[0], a.shape[1], p)
+    a = np.pad(a, ((0, gh * p - a.shape[0]), (0, gw * p - a.shape[1])), mode="edge")
+    m = a.reshape(gh, p, gw, p).mean(axis=(1, 3), dtype=np.float32)
+    return np.clip(np.rint(m), 0, 255).astype(np.uint8)
