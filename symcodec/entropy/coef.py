@@ -71,13 +71,13 @@ class CoefModel(EntropyModel):
         shapes, offs, strips = layout
         return [lv[offs[i] + r0 * w : offs[i] + r1 * w].reshape(r1 - r0, w, 64) for i, ((r0, r1), (_, w)) in enumerate(zip(strips[t], shapes))]
 
-    def strip_events(self, parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:
-        """Events of one strip from its planes' levels (each (rows, gw, 64) int32, zigzag)."""
+    def _code(self, parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+        """(starts, frequencies, count, state): events of a strip, and the contexts' final state with bin counts."""
         nblk = sum(q.shape[0] * q.shape[1] for q in parts)
         nnz = sum(int(np.count_nonzero(q)) for q in parts)
         cap = nblk * 112 + 40 * nnz + 64  # per block <= 112 bins besides nonzero levels, <= 40 bins per nonzero
         st, fr = np.empty(cap, np.int32), np.empty(cap, np.int32)
-        p = self.initial.copy()
+        p = np.concatenate([self.initial, np.zeros(4 * kern.NCTX, np.int64)])  # probabilities, then zeros/ones per context
         ne = 0
         for i, q in enumerate(parts):
             if q.shape[0]:
@@ -85,7 +85,15 @@ class CoefModel(EntropyModel):
                                        kern.NCTX * self.plane_kind(i), st, fr, ne)
                 if ne < 0:
                     raise ValueError("a level is out of range (|level| <= 32767, DC residual <= 65535)")
-        return st, fr, ne
+        return st, fr, ne, p
+
+    def strip_events(self, parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:
+        """Events of one strip from its planes' levels (each (rows, gw, 64) int32, zigzag)."""
+        return self._code(parts)[:3]
+
+    def bin_counts(self, parts: list[np.ndarray]) -> np.ndarray:
+        """(2 * 674, 2) int64: how many 0 and 1 bins each context codes in this strip (training)."""
+        return self._code(parts)[3][2 * kern.NCTX :].reshape(2 * kern.NCTX, 2)
 
     def strip_stream(self, parts: list[np.ndarray]) -> bytes:
         """The stream of one strip (section 5.0's layout) from its planes' levels."""

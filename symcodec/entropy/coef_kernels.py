@@ -68,6 +68,7 @@ def _e(k):  # pragma: no cover - compiled
 # -- encoding -------------------------------------------------------------------------------------
 @numba.njit(inline="always", **JIT)
 def _put(p, ctx, b, st, fr, ne):  # pragma: no cover - compiled
+    p[2 * NCTX + 2 * ctx + b] += 1  # the bin counts (training reads them) follow the probabilities in p
     q = p[ctx]
     if b == 0:
         st[ne] = 0
@@ -107,7 +108,8 @@ def _put_eg(p, base, kmax, v, st, fr, ne):  # pragma: no cover - compiled
 @numba.njit(**JIT)
 def encode_plane(lv, nz, p, c0, st, fr, ne):  # pragma: no cover - compiled
     """Events of one plane's rows of one strip: lv (rows, gw, 64) int32 zigzag levels (first row = the strip's
-    first), nz (rows, gw) scratch, p the contexts (global index c0 + local), events appended at ne.
+    first), nz (rows, gw) scratch, p the contexts (global index c0 + local; then 2 counts per context, zeros and
+    ones, for training), events appended at ne.
     Returns the new event count, or -1 if a level is out of range."""
     rows, gw = lv.shape[0], lv.shape[1]
     for r in range(rows):

@@ -75,73 +75,98 @@ def forward_levels(plane, steps, dz, by0, by1, out):  # pragma: no cover - compi
 
 
 @numba.njit(inline="always", **JIT)
-def inverse_block(lv, steps, off, plane, y0, x0, X, T):  # pragma: no cover - compiled
+def inverse_block(lv, steps, off, plane, y0, x0, T, cu, cv, cx):  # pragma: no cover - compiled
     """Dequantise one block's 64 zigzag levels (steps of its plane kind, offsets (3, 64)) and write its
-    samples, cropped, at (y0, x0) of the plane (section 4.3; X, T: 8x8 int64 scratch)."""
+    samples, cropped, at (y0, x0) of the plane (section 4.3). Scratch: T (8, 8) int64, cu, cv, cx (64,) int64.
+
+    The spec's two sums over the nonzero coefficients only: the first pass adds each one into the 8 entries of
+    its column of T, the second runs over the columns that hold one; a DC-only block is one value."""
     h, w = plane.shape
-    nzrow = 0  # bit u set when row u of X holds a nonzero
-    for u in range(8):
-        for v in range(8):
-            X[u, v] = 0
+    n_nz = 0
+    cols = 0  # bit v: column v holds a nonzero
     for z in range(64):
         l = np.int64(lv[z])
         if l != 0:
             a = abs(l)
             k = ZIGZAG[z]
             val = (a * 256 - np.int64(off[min(a, 3) - 1, z])) * np.int64(steps[k])
-            X[k >> 3, k & 7] = -val if l < 0 else val
-            nzrow |= 1 << (k >> 3)
-    for n in range(8):
-        for v in range(8):
-            s = np.int64(0)
-            for u in range(8):
-                if (nzrow >> u) & 1:
-                    s += IBASIS[u, n] * X[u, v]
-            T[n, v] = (s + 2048) >> 12
-    for n in range(8):
-        y = y0 + n
-        if y >= h:
-            break
-        for m in range(8):
-            x = x0 + m
-            if x >= w:
-                break
+            cu[n_nz] = k >> 3
+            cv[n_nz] = k & 7
+            cx[n_nz] = -val if l < 0 else val
+            cols |= 1 << (k & 7)
+            n_nz += 1
+    hh, ww = min(8, h - y0), min(8, w - x0)
+    if cols <= 1 and (n_nz == 0 or cu[0] == 0) and n_nz <= 1:  # DC only (or nothing): one value
+        t = (IBASIS[0, 0] * (cx[0] if n_nz else 0) + 2048) >> 12
+        v = ((t * IBASIS[0, 0] + (1 << 19)) >> 20) + 128
+        v = 0 if v < 0 else (255 if v > 255 else v)
+        for n in range(hh):
+            for m in range(ww):
+                plane[y0 + n, x0 + m] = v
+        return
+    for v in range(8):
+        if (cols >> v) & 1:
+            for n in range(8):
+                T[n, v] = 0
+    for i in range(n_nz):  # T[n][v] = sum_u A[u][n] X[u][v]
+        u, v, x = cu[i], cv[i], cx[i]
+        for n in range(8):
+            T[n, v] += IBASIS[u, n] * x
+    for v in range(8):
+        if (cols >> v) & 1:
+            for n in range(8):
+                T[n, v] = (T[n, v] + 2048) >> 12
+    for n in range(hh):
+        for m in range(ww):
             s = np.int64(0)
             for v in range(8):
-                s += T[n, v] * IBASIS[v, m]
+                if (cols >> v) & 1:
+                    s += T[n, v] * IBASIS[v, m]
             val = ((s + (1 << 19)) >> 20) + 128
-            plane[y, x] = 0 if val < 0 else (255 if val > 255 else val)
-
-
-@numba.njit(inline="always", **JIT)
-def _clip(v):  # pragma: no cover - compiled
-    return 0 if v < 0 else (255 if v > 255 else v)
+            plane[y0 + n, x0 + m] = 0 if val < 0 else (255 if val > 255 else val)
 
 
 @numba.njit(**JIT)
 def smooth_rgb(y, cb, cr, out, r0, r1):  # pragma: no cover - compiled
-    """Rows r0..r1-1 of RGB from full-size Y and half-size Cb, Cr, chroma by the triangle filter (section 4.3)."""
+    """Rows r0..r1-1 of RGB from full-size Y and half-size Cb, Cr, chroma by the triangle filter (section 4.3).
+
+    Per output row: the vertical pass (3 near + far) once per chroma column into a row padded by one column
+    each side (edge replication), the horizontal pass into full-width U and V rows, the colour conversion into
+    separate R, G, B rows (loops that vectorise), then one interleaving copy into the output."""
     w = y.shape[1]
     ch, cw = cb.shape
+    su, sv = np.empty(cw + 2, np.int32), np.empty(cw + 2, np.int32)
+    U, V = np.empty(2 * cw, np.int32), np.empty(2 * cw, np.int32)
+    R, G, B = np.empty(w, np.int32), np.empty(w, np.int32), np.empty(w, np.int32)
     for i in range(r0, r1):
         a = i >> 1
         a2 = min(max(a - 1 if (i & 1) == 0 else a + 1, 0), ch - 1)
+        ca, ca2, ra, ra2 = cb[a], cb[a2], cr[a], cr[a2]
+        for b in range(cw):
+            su[b + 1] = 3 * np.int32(ca[b]) + np.int32(ca2[b])
+            sv[b + 1] = 3 * np.int32(ra[b]) + np.int32(ra2[b])
+        su[0], sv[0], su[cw + 1], sv[cw + 1] = su[1], sv[1], su[cw], sv[cw]
+        for b in range(cw):  # even columns lean left, odd ones right
+            U[2 * b] = ((3 * su[b + 1] + su[b] + 8) >> 4) - 128
+            U[2 * b + 1] = ((3 * su[b + 1] + su[b + 2] + 8) >> 4) - 128
+            V[2 * b] = ((3 * sv[b + 1] + sv[b] + 8) >> 4) - 128
+            V[2 * b + 1] = ((3 * sv[b + 1] + sv[b + 2] + 8) >> 4) - 128
+        yr = y[i]
         for j in range(w):
-            b = j >> 1
-            b2 = min(max(b - 1 if (j & 1) == 0 else b + 1, 0), cw - 1)
-            u = ((9 * np.int64(cb[a, b]) + 3 * np.int64(cb[a2, b]) + 3 * np.int64(cb[a, b2]) + np.int64(cb[a2, b2]) + 8) >> 4) - 128
-            v = ((9 * np.int64(cr[a, b]) + 3 * np.int64(cr[a2, b]) + 3 * np.int64(cr[a, b2]) + np.int64(cr[a2, b2]) + 8) >> 4) - 128
-            yy = np.int64(y[i, j])
-            out[i, j, 0] = _clip(yy + ((91881 * v + 32768) >> 16))
-            out[i, j, 1] = _clip(yy + ((-22554 * u - 46802 * v + 32768) >> 16))
-            out[i, j, 2] = _clip(yy + ((116130 * u + 32768) >> 16))
+            yy, u, v = np.int32(yr[j]), U[j], V[j]
+            R[j] = min(max(yy + ((91881 * v + 32768) >> 16), 0), 255)
+            G[j] = min(max(yy + ((-22554 * u - 46802 * v + 32768) >> 16), 0), 255)
+            B[j] = min(max(yy + ((116130 * u + 32768) >> 16), 0), 255)
+        orow = out[i]
+        for j in range(w):
+            orow[j, 0], orow[j, 1], orow[j, 2] = R[j], G[j], B[j]
 
 
 @numba.njit(**JIT)
 def reconstruct_rows(lv, steps, off, plane, by0):  # pragma: no cover - compiled
     """Samples of block rows by0.. of a plane from their levels lv (rows, gw, 64) (section 4.3)."""
-    X = np.empty((8, 8), np.int64)
     T = np.empty((8, 8), np.int64)
+    cu, cv, cx = np.empty(64, np.int64), np.empty(64, np.int64), np.empty(64, np.int64)
     for r in range(lv.shape[0]):
         for c in range(lv.shape[1]):
-            inverse_block(lv[r, c], steps, off, plane, (by0 + r) * 8, c * 8, X, T)
+            inverse_block(lv[r, c], steps, off, plane, (by0 + r) * 8, c * 8, T, cu, cv, cx)
