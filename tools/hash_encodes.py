@@ -91,10 +91,13 @@ def main() -> None:
         Path(a.json).write_text(json.dumps({"images": a.n, "codebooks": res}, indent=2) + "\n")
     if a.compare:
         old = json.loads(Path(a.compare).read_text())["codebooks"]
-        same = [n for n in res if old.get(n) == res[n]]
-        print(f"{len(same)} of {len(res)} codebooks write and read exactly what {a.compare} records"
-              + ("" if len(same) == len(res) else f"; different: {', '.join(n for n in res if n not in same)}"))
-        if len(same) != len(res) or set(old) != set(res):
+        common = [n for n in res if n in old]
+        same = [n for n in common if old[n] == res[n]]
+        new, gone = sorted(set(res) - set(old)), sorted(set(old) - set(res))
+        print(f"{len(same)} of {len(common)} codebooks write and read exactly what {a.compare} records"
+              + ("" if len(same) == len(common) else f"; different: {', '.join(n for n in common if n not in same)}")
+              + (f"; new since: {', '.join(new)}" if new else "") + (f"; missing: {', '.join(gone)}" if gone else ""))
+        if len(same) != len(common) or gone:
             sys.exit(1)
 
 
