@@ -6,9 +6,11 @@ check runs before any pixel is decoded. A file that is not `.sym` raises `Syntax
 tries other formats); a real `.sym` with a problem (unknown codebook, newer version, corrupt chunk)
 raises the specific `symcodec.errors` class (a `ValueError`), so its message reaches the user.
 
-Save options (`im.save("x.sym", ...)`): `codebook` (name, id prefix, path or `Codebook`; default
-cifar10-2x2-k2048), `embed_codebook` (bool, make the file self-contained), `threads` (centroid
-search), `icc_profile`, `exif`, `xmp` (bytes; default: the image's own `info`).
+Save options (`im.save("x.sym", ...)`): `codebook` (name, id prefix, path or codebook; default: by the
+image's size, `symcodec.codec.choice`), `quality` (1..100: a rung of that ladder, or a transform codebook's
+steps; default: 90 for photos, or a JPEG source's own tables), `embed_codebook` (bool, make the file
+self-contained), `threads` (centroid search, or a photo's strips), `icc_profile`, `exif`, `xmp` (bytes;
+default: the image's own `info`). `DECODE_THREADS` (module global) sets the threads `load()` uses.
 """
 from __future__ import annotations
 
@@ -136,6 +138,7 @@ def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     data = encode(
         im,
         info.get("codebook"),
+        quality=info.get("quality"),
         embed_codebook=bool(info.get("embed_codebook", False)),
         icc_profile=_meta(info.get("icc_profile", im.info.get("icc_profile"))) or b"",
         exif=exif or b"",

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from .bench.rd import run_and_save as run_rd_and_save
+from .bench.rd import summary as rd_summary
 from .codebook.registry import entries, search_path
 from .codebook.seed import import_faiss_index
 from .codec.files import decode_file, describe, encode_file
@@ -46,12 +48,13 @@ def main() -> None:
 @main.command()
 @click.argument("src", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Output .sym file.")
-@click.option("-c", "--codebook", default=None, help="Codebook name, id prefix, or .symcb/.index path.  [default: cifar10-2x2-k2048]")
+@click.option("-c", "--codebook", default=None, help="Codebook name, id prefix, or .symcb/.index path.  [default: by image size: the quality ladder]")
+@click.option("-q", "--quality", default=None, type=int, help="1..100: a rung of the ladder, or a transform codebook's steps.  [default: 90 for photos; a JPEG source's own tables]")
 @click.option("--embed", is_flag=True, help="Embed the codebook, so the file decodes without a registry.")
-@click.option("--threads", default=1, show_default=True, help="Threads for the centroid search.")
-def encode(src: str, output: str, codebook: str | None, embed: bool, threads: int) -> None:
+@click.option("--threads", default=1, show_default=True, help="Threads for the centroid search, or a photo's strips.")
+def encode(src: str, output: str, codebook: str | None, quality: int | None, embed: bool, threads: int) -> None:
     """Encode an image file (anything Pillow reads) to .sym."""
-    n = encode_file(src, output, codebook=codebook, embed_codebook=embed, threads=threads)
+    n = encode_file(src, output, codebook=codebook, quality=quality, embed_codebook=embed, threads=threads)
     click.echo(f"{output}: {n} bytes")
 
 
@@ -59,9 +62,10 @@ def encode(src: str, output: str, codebook: str | None, embed: bool, threads: in
 @click.argument("src", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Output image (format from extension).")
 @click.option("-c", "--codebook", default=None, help="Codebook to use if the file's is not installed.")
-def decode(src: str, output: str, codebook: str | None) -> None:
+@click.option("--threads", default=1, show_default=True, help="Threads for a photo's strips.")
+def decode(src: str, output: str, codebook: str | None, threads: int) -> None:
     """Decode a .sym file to PNG (or any format Pillow writes)."""
-    decode_file(src, output, codebook=codebook)
+    decode_file(src, output, codebook=codebook, threads=threads)
     click.echo(output)
 
 
@@ -163,13 +167,13 @@ def receive(out: str, listen: str, tcp: bool, classify: str | None, timeout: flo
 @click.argument("src", type=click.Path(exists=True))
 @click.argument("dst", type=click.Path())
 @click.option("--to", "to", type=click.Choice(["sym", "png", "jpeg"]), default=None, help="Output format.  [default: sym; png when SRC holds .sym files]")
-@click.option("-c", "--codebook", default=None, help="Codebook for --to sym.  [default: cifar10-2x2-k2048]")
+@click.option("-c", "--codebook", default=None, help="Codebook for --to sym.  [default: each image's size picks one: the quality ladder]")
 @click.option("--embed", is_flag=True, help="Embed the codebook in every .sym file.")
 @click.option("-j", "--workers", default=None, type=int, help="Worker processes (0: in this process).  [default: CPU count]")
 @click.option("--shard-size", default=None, type=int, help="Images per tar shard; DST must be a pattern like out-%05d.tar.  [default: 10000 with a pattern]")
 @click.option("--chunk", default=256, show_default=True, help="Images per worker task.")
 @click.option("--limit", default=None, type=int, help="Convert only the first N images of SRC.")
-@click.option("--quality", default=95, show_default=True, help="JPEG quality for --to jpeg.")
+@click.option("-q", "--quality", default=None, type=int, help="1..100: the .sym quality ladder (--to sym), or the JPEG quality (--to jpeg, default 95).")
 @click.option("--manifest", default=None, type=click.Path(dir_okay=False), help="Manifest/journal path.  [default: DST/manifest.jsonl, or NAME.manifest.jsonl beside a tar]")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def convert(src: str, dst: str, to: str | None, codebook: str | None, embed: bool, workers: int | None, shard_size: int | None,
@@ -192,24 +196,28 @@ def convert(src: str, dst: str, to: str | None, codebook: str | None, embed: boo
 
 @main.command("eval")
 @click.argument("dataset", type=click.Path(exists=True))
-@click.option("-m", "--model", "models", multiple=True, required=True, help="Classifier: shipped name (weights/NAME.pt) or a .pt path; repeat to compare; the first is primary.")
-@click.option("--codec", "codecs", multiple=True, required=True, help="sym:CB[,CB...] | jpeg:Q[,Q...] | webp:Q[,Q...]; repeatable.")
-@click.option("--limit", default=None, type=int, help="Use N images evenly spaced through DATASET.")
+@click.option("-m", "--model", "models", multiple=True, help="Classifier: shipped name (weights/NAME.pt) or a .pt path; repeat to compare; the first is primary. Without one: rate-distortion on unlabelled images.")
+@click.option("--codec", "codecs", multiple=True, required=True, help="sym:CB|qQ|CB@Q[,...] | jpeg:Q[,Q...] | webp:Q,... | avif:Q,... | jxl:Q,...; repeatable.")
+@click.option("--limit", default=None, type=int, help="Use N images (evenly spaced through a labelled DATASET; the first N otherwise).")
 @click.option("--json", "json_out", default=None, type=click.Path(dir_okay=False), help="Write the result JSON (CompressAI bench shape).")
-@click.option("--plot", "plot_out", default=None, type=click.Path(dir_okay=False), help="Write accuracy/PSNR vs bpp plot (PNG).")
-@click.option("--threads", default=2, show_default=True, help="torch threads.")
+@click.option("--plot", "plot_out", default=None, type=click.Path(dir_okay=False), help="Write the plot (PNG).")
+@click.option("--threads", default=2, show_default=True, help="torch threads (classifiers).")
 def eval_cmd(dataset: str, models: tuple[str, ...], codecs: tuple[str, ...], limit: int | None, json_out: str | None,
              plot_out: str | None, threads: int) -> None:
-    """Compression ratio against classifier accuracy for .sym, JPEG and WebP on a labelled dataset.
+    """Compression against classifier accuracy (with -m), or against PSNR and MS-SSIM with BD-rates (without).
 
     \b
-    Example:
-      symcodec eval cifar10-jpeg/test.tar -m cifar10-airnet2 --codec sym:cifar10-2x2-k256,cifar10-2x2-k2048 \\
-          --codec jpeg:10,30,50,75,90 --codec webp:10,30,50,75,90 --json r.json --plot r.png
+    Examples:
+      symcodec eval cifar10-jpeg/test.tar -m cifar10-airnet2 --codec sym:cifar10-ycc420-k512-ppm \\
+          --codec jpeg:10,30,50,75,90 --codec webp:10,30,50,75,90 --codec avif:20,40,60 --json r.json --plot r.png
+      symcodec eval photos/test --codec sym:q20,q40,q60,q80,q90 --codec jpeg:20,40,60,80,90 --json rd.json --plot rd.png
     """
-    from .bench.evaluate import run_and_save, summary  # torch: the [torch] extra
+    if models:
+        from .bench.evaluate import run_and_save, summary  # torch: the [torch] extra
 
-    click.echo(summary(run_and_save(dataset, list(models), list(codecs), limit, json_out, plot_out, threads)))
+        click.echo(summary(run_and_save(dataset, list(models), list(codecs), limit, json_out, plot_out, threads)))
+        return
+    click.echo(rd_summary(run_rd_and_save(dataset, list(codecs), limit, json_out, plot_out)))
 
 
 @main.command()

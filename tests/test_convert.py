@@ -53,7 +53,7 @@ def test_tar_to_sym_shards_match_the_library(tmp_path, cifar_test_tar):
     assert list(got) == [x.key[:-4] + ".sym" for x in src]  # source order, class folders kept
     for x in src[::25]:
         with Image.open(io.BytesIO(x.data)) as im:
-            assert got[x.key[:-4] + ".sym"] == symcodec.encode(im, CB)
+            assert got[x.key[:-4] + ".sym"] == symcodec.encode(im)  # the same default choice (cifar10-ycc420-k512-ppm)
     recs = [r for r in _manifest(tmp_path / "o.manifest.jsonl")[1:] if "key" in r]
     assert [r["label"] for r in recs] == [x.label for x in src]
     assert sum(r["src_bytes"] for r in recs) == sum(len(x.data) for x in src) == s.total_src_bytes
@@ -66,7 +66,7 @@ def test_encode_many_equals_encode(cifar_images, photo):
     rgba = Image.fromarray(photo[:20, :22]).convert("RGBA")
     rgba.putalpha(77)
     imgs.append(rgba)
-    packed = [samples(x) for x in imgs]
+    packed = [(*samples(x), None) for x in imgs]
     packed[2][2]["icc_profile"] = b"fake icc"
     ref = [symcodec.encode(x, cb, icc_profile=b"fake icc" if i == 2 else None) for i, x in enumerate(imgs)]
     assert encode_many(packed, cb) == ref
@@ -130,14 +130,14 @@ def test_corrupt_image_is_reported_skipped_and_exit_code_says_so(tmp_path, cifar
         Image.fromarray(cifar_images[i]).save(src / cls / "a.png")
     (src / "dog" / "b.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     r = CliRunner()
-    res = r.invoke(main, ["convert", str(src), str(tmp_path / "out"), "-j", "0"])
+    res = r.invoke(main, ["convert", str(src), str(tmp_path / "out"), "-j", "0", "-c", CB])
     assert res.exit_code == 1, res.output
     assert "skipped dog/b.jpg" in res.output and "1 failed" in res.output
     assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.sym")) == ["cat/a.sym", "dog/a.sym"]
     assert np.array_equal(symcodec.decode(tmp_path / "out/cat/a.sym"), symcodec.purify(cifar_images[0], CB))
-    res = r.invoke(main, ["convert", str(src), str(tmp_path / "out"), "-j", "0"])  # rerun: nothing to do, still failing
+    res = r.invoke(main, ["convert", str(src), str(tmp_path / "out"), "-j", "0", "-c", CB])  # rerun: nothing to do, still failing
     assert res.exit_code == 1 and "0 images" in res.output and "3 done before" in res.output
-    res = r.invoke(main, ["convert", str(src), str(tmp_path / "out"), "-j", "0", "--limit", "2"])  # a shorter prefix is done too
+    res = r.invoke(main, ["convert", str(src), str(tmp_path / "out"), "-j", "0", "-c", CB, "--limit", "2"])  # a shorter prefix is done too
     assert res.exit_code == 1 and "0 images" in res.output and "Traceback" not in res.output
     res = r.invoke(main, ["convert", str(src), str(tmp_path / "out"), "-j", "0", "-c", "cifar10-2x2-k128"])
     assert res.exit_code == 1 and "other settings" in res.output and "Traceback" not in res.output
@@ -235,11 +235,11 @@ def test_kill9_mid_run_then_rerun_completes(tmp_path, cifar_test_tar):
     assert len(recs) == 3000 and not any("error" in r for r in recs)
     for x in src[::300]:  # and they are the right bytes
         with Image.open(io.BytesIO(x.data)) as im:
-            assert _members(tmp_path / f"o-{src.index(x) // 500:03d}.tar")[x.key[:-4] + ".sym"] == symcodec.encode(im, CB)
+            assert _members(tmp_path / f"o-{src.index(x) // 500:03d}.tar")[x.key[:-4] + ".sym"] == symcodec.encode(im)
 
 
 def test_mnist_source(tmp_path, mnist_test_images):
-    s = cv.convert(mnist_test_images, tmp_path / "m.tar", workers=0, limit=50, progress=False)
+    s = cv.convert(mnist_test_images, tmp_path / "m.tar", codebook=CB, workers=0, limit=50, progress=False)
     assert s.images == 50 and s.total_src_bytes == 50 * 784
     m = _members(tmp_path / "m.tar")
     assert m["t10k/00000.cls"] == b"7" and m["t10k/00001.cls"] == b"2"  # labels from the idx1 file beside it

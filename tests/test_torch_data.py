@@ -33,7 +33,7 @@ def sym_tar(tmp_path_factory, cifar_test_tar):
             import io
 
             tf.addfile(ti, io.BytesIO(s.data))
-    cv.convert(src, d / "sym.tar", workers=0, progress=False)
+    cv.convert(src, d / "sym.tar", codebook=CB, workers=0, progress=False)
     return d / "sym.tar", picks
 
 

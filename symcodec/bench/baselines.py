@@ -1,6 +1,9 @@
-"""Codecs compared by `symcodec eval`: .sym with a codebook, and Pillow's JPEG and WebP (as CompressAI's bench).
+"""Codecs compared by `symcodec eval`: .sym, and Pillow's JPEG, WebP, AVIF and JPEG XL (as CompressAI's bench).
 
-Each codec turns one uint8 image (H,W,C) into real file bytes (all headers included) and back.
+Each codec turns one uint8 image (H,W,C) into real file bytes (all headers included) and back. Settings:
+`sym:CB[,CB...]` (codebooks), `sym:q30,q50` (the default choice at a quality, `symcodec.codec.choice`),
+`sym:CB@50` (a transform codebook at a quality); `jpeg:Q,...` (4:2:0, optimised Huffman tables), `webp:Q`,
+`avif:Q` (Pillow's built-in libavif, 4:2:0, speed 6), `jxl:Q` (pillow-jxl-plugin, effort 7).
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import PIL
 from PIL import Image, features
 
 from ..codebook import registry
+from ..codebook.codebook import TransformCodebook
 from ..codec.decoder import decode
 from ..codec.encoder import encode
 from ..errors import SymcodecError
@@ -20,17 +24,22 @@ from ..version import __version__
 
 __all__ = ["CodecSetting", "parse_codec", "PILLOW_FORMATS"]
 
-PILLOW_FORMATS = {"jpeg": "JPEG", "webp": "WEBP"}
+PILLOW_FORMATS = {"jpeg": "JPEG", "webp": "WEBP", "avif": "AVIF", "jxl": "JXL"}
+_SAVE = {"jpeg": {"optimize": True, "subsampling": 2}, "webp": {}, "avif": {"subsampling": "4:2:0", "speed": 6},
+         "jxl": {"effort": 7}}
+_DESC = {"jpeg": "4:2:0 chroma, optimised Huffman tables", "webp": "lossy, method 4", "avif": "libavif, 4:2:0, speed 6",
+         "jxl": "libjxl via pillow-jxl-plugin, effort 7"}
 
 
 @dataclass
 class CodecSetting:
-    """One codec at one setting (a quality, or a codebook)."""
+    """One codec at one setting (a quality, a codebook, or a codebook at a quality)."""
 
     codec: str
     setting: str
     description: str
     _obj: Any = None
+    quality: int | None = None
 
     @property
     def label(self) -> str:
@@ -40,9 +49,9 @@ class CodecSetting:
     def encode(self, img: np.ndarray) -> bytes:
         """Encode an (H,W,C) uint8 image to file bytes."""
         if self.codec == "sym":
-            return encode(img, self._obj)
+            return encode(img, self._obj, quality=self.quality)
         buf = io.BytesIO()
-        _to_pil(img).save(buf, format=PILLOW_FORMATS[self.codec], quality=int(self.setting))
+        _to_pil(img).save(buf, format=PILLOW_FORMATS[self.codec], quality=int(self.setting), **_SAVE[self.codec])
         return buf.getvalue()
 
     def decode(self, data: bytes, channels: int) -> np.ndarray:
@@ -59,33 +68,56 @@ def _to_pil(img: np.ndarray) -> Image.Image:
     return Image.fromarray(img[:, :, 0] if img.shape[2] == 1 else img)
 
 
+def _quality(name: str, v: str) -> int:
+    if not v.isdigit() or not 1 <= int(v) <= 100:
+        msg = f"{name} quality must be an integer 1..100, got {v!r}"
+        raise SymcodecError(msg)
+    return int(v)
+
+
+def _sym(v: str) -> CodecSetting:
+    """`q50` (the default choice at quality 50), `CB@50` (a transform codebook at 50), or `CB`."""
+    if v[:1] == "q" and v[1:].isdigit():
+        return CodecSetting("sym", v, f"symcodec {__version__}, the default codebook for each image's size at quality "
+                            f"{int(v[1:])} (symcodec.codec.choice), header included", None, _quality("sym", v[1:]))
+    name, _, q = v.partition("@")
+    cb = registry.get(name)
+    quality = _quality("sym", q) if q else None
+    if quality is not None and not isinstance(cb, TransformCodebook):
+        msg = f"{name} is a patch codebook: a quality (@{q}) applies to transform codebooks"
+        raise SymcodecError(msg)
+    if isinstance(cb, TransformCodebook):
+        kind = f"transform mode, 8x8 DCT, entropy model 4, quality {quality or 'default'}"
+    else:
+        kind = ("YCbCr 4:2:0" if cb.colour == 1 else "per-channel") + (
+            f", entropy model {cb.entropy.model_id}" if cb.context_chunk is not None else ", static table")
+        kind = f"K={cb.k}, {cb.patch}x{cb.patch} patches, {kind}"
+    return CodecSetting("sym", v, f"symcodec {__version__}, codebook {cb.name or name} {cb.short_id} ({kind}), rANS-coded "
+                        ".sym, header included", cb, quality)
+
+
 def parse_codec(spec: str) -> list[CodecSetting]:
-    """`sym:CB1,CB2` / `jpeg:10,50,90` / `webp:...` -> one CodecSetting per value."""
+    """`sym:CB1,q50,CB@50` / `jpeg:10,50,90` / `webp:...` / `avif:...` / `jxl:...` -> one CodecSetting per value."""
     name, _, values = spec.partition(":")
     name = name.strip().lower()
     vals = [v.strip() for v in values.split(",") if v.strip()]
     if not vals:
-        msg = f"codec spec {spec!r} has no settings (expected e.g. jpeg:10,50,90 or sym:cifar10-2x2-k2048)"
+        msg = f"codec spec {spec!r} has no settings (expected e.g. jpeg:10,50,90, sym:q50 or sym:cifar10-2x2-k2048)"
         raise SymcodecError(msg)
     if name == "sym":
-        out = []
-        for v in vals:
-            cb = registry.get(v)
-            kind = ("YCbCr 4:2:0" if cb.colour == 1 else "per-channel") + (
-                f", entropy model {cb.entropy.model_id}" if cb.context_chunk is not None else ", static table")
-            out.append(CodecSetting("sym", v, f"symcodec {__version__}, codebook {cb.name or v} {cb.short_id} (K={cb.k}, "
-                                    f"{cb.patch}x{cb.patch} patches, {kind}), rANS-coded .sym, header included", cb))
-        return out
+        return [_sym(v) for v in vals]
     if name in PILLOW_FORMATS:
-        if name == "webp" and not features.check("webp"):
-            msg = "this Pillow build has no WebP support"
+        if name == "jxl":
+            try:
+                import pillow_jxl  # noqa: F401  (registers JPEG XL with Pillow; the [eval] extra)
+            except ImportError:
+                msg = "jxl needs pillow-jxl-plugin (pip install 'symcodec[eval]')"
+                raise SymcodecError(msg) from None
+        elif not features.check(name if name != "jpeg" else "jpg"):
+            msg = f"this Pillow build has no {PILLOW_FORMATS[name]} support"
             raise SymcodecError(msg)
-        for v in vals:
-            if not v.isdigit() or not 0 <= int(v) <= 100:
-                msg = f"{name} quality must be an integer 0..100, got {v!r}"
-                raise SymcodecError(msg)
-        desc = f"Pillow {PIL.__version__} {PILLOW_FORMATS[name]} (library defaults" + (
-            ", 4:2:0 chroma, standard Huffman tables)" if name == "jpeg" else ", lossy, method 4)")
-        return [CodecSetting(name, str(int(v)), desc) for v in sorted(vals, key=int)]
-    msg = f"unknown codec {name!r} (known: sym, jpeg, webp)"
+        qs = sorted({_quality(name, v) for v in vals})
+        desc = f"Pillow {PIL.__version__} {PILLOW_FORMATS[name]} ({_DESC[name]})"
+        return [CodecSetting(name, str(q), desc) for q in qs]
+    msg = f"unknown codec {name!r} (known: sym, {', '.join(PILLOW_FORMATS)})"
     raise SymcodecError(msg)

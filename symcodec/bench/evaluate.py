@@ -6,19 +6,15 @@ Row 0 is the dataset's own source files (no re-encoding).
 """
 from __future__ import annotations
 
+import io
+import json
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import io
-import json
-
 import numpy as np
-import PIL
 import torch
 from PIL import Image
 from tqdm import tqdm
@@ -29,8 +25,8 @@ from ..codebook import registry
 from ..codec.symbols import purify
 from ..data.sources import iter_samples, read_idx
 from ..errors import DatasetError, SymcodecError
-from ..version import __version__
 from .baselines import CodecSetting, parse_codec
+from .meta import git_commit, versions
 from .plots import plot
 
 AGGREGATION = (
@@ -197,21 +193,6 @@ def _model_info(name: str, net: Any) -> dict[str, Any]:
     meta = getattr(net, "meta", {}) or {}
     return {"arch": net.arch, "preprocess": net.preprocess_name, "trained_on": meta.get("train"),
             "purify": meta.get("purify"), "card_test_accuracy": meta.get("test_accuracy")}
-
-
-def versions() -> dict[str, str]:
-    """Versions of the pieces that shape the numbers."""
-    return {"python": platform.python_version(), "numpy": np.__version__, "torch": str(torch.__version__),
-            "pillow": PIL.__version__, "symcodec": __version__}
-
-
-def git_commit() -> str:
-    """HEAD of the repository this module lives in, or 'unknown'."""
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                              text=True, check=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def run_and_save(dataset: str | os.PathLike[str], models: list[str], codecs: list[str], limit: int | None = None,

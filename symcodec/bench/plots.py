@@ -1,4 +1,4 @@
-"""Plot an eval result: top-1 accuracy (and PSNR) against bits per pixel, one curve per codec."""
+"""Plot an eval result: top-1 accuracy (and PSNR) against bits per pixel, or rate-distortion curves, one per codec."""
 from __future__ import annotations
 
 import io
@@ -6,10 +6,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..atomic import atomic_write
 
 STYLE = {"sym": ("tab:red", "o", "-"), "sym ycc420": ("tab:purple", "D", "-"), "sym ctx": ("tab:orange", "P", "-"),
-         "jpeg": ("tab:blue", "s", "--"), "webp": ("tab:green", "^", "--")}
+         "jpeg": ("tab:blue", "s", "--"), "webp": ("tab:green", "^", "--"), "avif": ("tab:brown", "v", "--"),
+         "jxl": ("tab:cyan", "X", "--")}
 
 
 def _family(codec: str, setting: str) -> str:
@@ -76,6 +79,45 @@ def plot(result: dict[str, Any], path: str | os.PathLike[str]) -> None:
     axp.set_title("distortion vs rate")
     axp.grid(alpha=0.3)
     axp.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write(Path(path), buf.getvalue())
+
+
+def plot_rd(result: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """Write a PNG: PSNR-RGB (left) and MS-SSIM in dB (right) against bpp, one curve per codec: the mean over images
+    with a band of +-1.96 standard errors of the per-image values; the legend gives each codec's BD-rate against JPEG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    r, per = result["results"], result["per_image"]
+    bdr = result.get("bd_rate", {})
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
+    for ax, key, label in ((axes[0], "psnr-rgb", "PSNR of RGB (dB)"), (axes[1], "ms-ssim-rgb-db", "MS-SSIM of RGB (dB: -10 log10(1 - MS-SSIM))")):
+        for codec in dict.fromkeys(r["codec"]):
+            idx = sorted((i for i, c in enumerate(r["codec"]) if c == codec), key=lambda i: r["bpp"][i])
+            rows = [[v for v in per[key][i] if v is not None] for i in idx]
+            if not all(rows):
+                continue
+            color, marker, ls = STYLE.get(codec, ("tab:gray", "x", ":"))
+            xs = [r["bpp"][i] for i in idx]
+            mean = np.array([np.mean(v) for v in rows])
+            half = np.array([1.96 * np.std(v, ddof=1) / np.sqrt(len(v)) if len(v) > 1 else 0.0 for v in rows])
+            b = bdr.get(key, {}).get("codecs", {}).get(codec, {}).get("mean_of_images")
+            name = codec if b is None else f"{codec} (BD-rate vs JPEG {b:+.1f}%)"
+            ax.plot(xs, mean, ls, marker=marker, color=color, label=name)
+            ax.fill_between(xs, mean - half, mean + half, color=color, alpha=0.15, lw=0)
+        ax.set_xlabel("bits per pixel (real file bytes x 8 / pixels, mean over images)")
+        ax.set_ylabel(label + ", mean over images")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    st = result["settings"]
+    axes[0].set_title(f"{Path(st['dataset']).name}: {st['n_images']} images (bands: 95% interval of the mean)")
+    axes[1].set_title("structural similarity vs rate")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)

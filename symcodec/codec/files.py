@@ -35,10 +35,10 @@ def encode_file(src: str | os.PathLike[str], dst: str | os.PathLike[str], **kw: 
     return len(data)
 
 
-def decode_file(src: str | os.PathLike[str], dst: str | os.PathLike[str], codebook: Any = None) -> None:
+def decode_file(src: str | os.PathLike[str], dst: str | os.PathLike[str], codebook: Any = None, threads: int = 1) -> None:
     """Decode a .sym file to an image file whose format Pillow picks from the extension (atomic)."""
     f = read(src)
-    px = decode(src, codebook=codebook)
+    px = decode(src, codebook=codebook, threads=threads)
     im = Image.fromarray(px, mode=None)
     fmt = Image.registered_extensions().get(Path(dst).suffix.lower())
     if fmt is None:

@@ -23,6 +23,7 @@ from typing import Any, Iterator
 from tqdm import tqdm
 
 from ..codebook import registry
+from ..codec.choice import check_quality
 from ..errors import DatasetError
 from ..format.sym import SIGNATURE
 from .manifest import Journal, ShardWriter
@@ -125,7 +126,7 @@ def convert(
     to: str | None = None,
     codebook: str | None = None,
     embed_codebook: bool = False,
-    quality: int = 95,
+    quality: int | None = None,
     workers: int | None = None,
     chunk: int = 256,
     shard_size: int | None = None,
@@ -152,11 +153,12 @@ def convert(
     if shard_size is not None and "%" not in dst_s:
         msg = f"--shard-size needs a shard pattern as DST, e.g. {dst_s.removesuffix('.tar')}-%05d.tar"
         raise DatasetError(msg)
+    quality = check_quality(quality)
     cb_id = None
     if to == "sym":
-        cb_id = registry.get(codebook).hexid
+        cb_id = registry.get(codebook).hexid if codebook is not None else "auto"
     settings = {"src": str(Path(src).resolve()), "dst": str(Path(dst).resolve()), "to": to, "codebook": cb_id,
-                "embed_codebook": embed_codebook, "quality": quality if to == "jpeg" else None, "shard_size": shard_size}
+                "embed_codebook": embed_codebook, "quality": quality, "shard_size": shard_size}
     journal = Journal.open(Path(manifest) if manifest else manifest_path(dst), settings)
     summary = Summary(skipped=journal.done, manifest=str(journal.path))
     summary._t0 = t0

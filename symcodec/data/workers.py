@@ -18,7 +18,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..codebook import registry
-from ..codebook.codebook import Codebook
+from ..codebook.codebook import Codebook, TransformCodebook
+from ..codec.choice import choose, jpeg_tables, transform_steps
 from ..codec.decoder import decode, read
 from ..codec.encoder import encoder_for
 from ..codec.image import samples
@@ -34,9 +35,9 @@ class Plan:
     """What the workers do to each image."""
 
     to: str = "sym"  # sym | png | jpeg
-    codebook: str | None = None
+    codebook: str | None = None  # None: each image's size picks one (symcodec.codec.choice)
     embed_codebook: bool = False
-    quality: int = 95
+    quality: int | None = None  # .sym: the quality ladder (None: its defaults); jpeg: the JPEG quality (None: 95)
     dst_folder: str | None = None  # folder output: workers write files here; None: tar bytes back
 
 
@@ -49,9 +50,10 @@ def _init_worker(plan: Plan) -> None:
     warnings.simplefilter("ignore", ModeConversionWarning)
     _W["plan"] = plan
     _W["cb"] = None
-    if plan.to == "sym":
+    if plan.to == "sym" and plan.codebook is not None:
         cb = registry.get(plan.codebook)
-        cb.searcher  # noqa: B018
+        if isinstance(cb, Codebook):
+            cb.searcher  # noqa: B018
         _W["cb"] = cb
 
 
@@ -88,31 +90,40 @@ def _to_image(key: str, data: bytes | None, pixels: Any) -> bytes:
     else:
         if im.mode in ("LA", "RGBA"):
             im = im.convert(im.mode[:-1])
-        im.save(buf, "JPEG", quality=plan.quality, **meta)
+        im.save(buf, "JPEG", quality=95 if plan.quality is None else plan.quality, **meta)
     return buf.getvalue()
 
 
-def _samples(data: bytes | None, pixels: Any) -> tuple[np.ndarray, str, dict[str, bytes]]:
+Image_ = tuple[np.ndarray, str, dict[str, bytes], Any]  # samples, mode, metadata, a JPEG source's tables or None
+
+
+def _samples(data: bytes | None, pixels: Any) -> Image_:
     if pixels is not None:
-        return samples(pixels)
+        return (*samples(pixels), None)
     with Image.open(io.BytesIO(data or b"")) as im:
         im.load()
-        return samples(im)
+        return (*samples(im), jpeg_tables(im))
 
 
-def encode_many(images: list[tuple[np.ndarray, str, dict[str, bytes]]], cb: Codebook, embed_codebook: bool = False) -> list[bytes | BaseException]:
-    """The `.sym` bytes of many (samples, mode, metadata), or the error of each image that cannot be encoded.
+def encode_many(images: list[Image_], cb: Codebook | TransformCodebook | None, embed_codebook: bool = False,
+                quality: int | None = None) -> list[bytes | BaseException]:
+    """The `.sym` bytes of many (samples, mode, metadata, JPEG tables), or the error of each image that cannot be encoded.
 
-    Images of one size and mode go through one `Encoder` batch (one centroid search); the bytes are those of
-    `symcodec.encode` image by image.
+    Images of one size, mode (and steps) go through one encoder batch (one centroid search); the bytes are
+    those of `symcodec.encode` image by image, with the same choice of codebook when `cb` is None.
     """
     out: list[bytes | BaseException] = [b""] * len(images)
     groups: dict[tuple, list[int]] = {}
-    for i, (a, mode, _) in enumerate(images):
-        groups.setdefault((a.shape, mode), []).append(i)
-    for (shape, mode), idx in groups.items():
+    for i, (a, mode, _, tables) in enumerate(images):
+        groups.setdefault((a.shape, mode, None if tables is None else tables.tobytes()), []).append(i)
+    for (shape, mode, _), idx in groups.items():
         try:
-            enc = encoder_for(cb, shape[1], shape[0], mode)
+            tables = images[idx[0]][3]
+            if cb is None:
+                gcb, steps = choose(shape[1], shape[0], mode, quality, tables)
+            else:
+                gcb, steps = cb, transform_steps(quality, tables) if isinstance(cb, TransformCodebook) else None
+            enc = encoder_for(gcb, shape[1], shape[0], mode, steps)
             blobs = enc.encode_batch(np.stack([images[i][0] for i in idx]), [images[i][2] for i in idx], embed_codebook)
         except Exception as exc:  # noqa: BLE001 - every image of the group gets the error
             blobs = [exc] * len(idx)
@@ -136,7 +147,7 @@ def _convert(items: list[tuple[str, Any, bytes | None, Any]]) -> list[tuple[byte
                 res[i] = (_to_image(key, data, pixels), None)
         except Exception as exc:  # noqa: BLE001 - any failure of one image is reported, the run goes on
             res[i] = (None, _err(exc))
-    for i, b in zip(ok, encode_many(decoded, _W["cb"], plan.embed_codebook)):
+    for i, b in zip(ok, encode_many(decoded, _W["cb"], plan.embed_codebook, plan.quality)):
         res[i] = (None, _err(b)) if isinstance(b, BaseException) else (b, None)
     return res
 
