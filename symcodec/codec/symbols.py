@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..codebook import registry
-from ..codebook.codebook import Codebook
+from ..codebook.codebook import Codebook, TransformCodebook
 from ..errors import CodebookError
 from ..vq import patches
 from ..vq.colour import planes_to_rgb, rgb_to_planes
@@ -18,12 +18,21 @@ from ..vq.colour import planes_to_rgb, rgb_to_planes
 STRIP_VALUES = 1 << 24  # float32 patch values held at once (64 MiB)
 
 
+def patch_codebook(codebook: Codebook | TransformCodebook | str | None) -> Codebook:
+    """The resolved codebook, which must be a patch codebook (CodebookError for a transform codebook)."""
+    cb = registry.get(codebook)
+    if isinstance(cb, TransformCodebook):
+        msg = f"{cb.name or cb.short_id} is a transform codebook: it codes files; symbols and purification need a patch codebook"
+        raise CodebookError(msg)
+    return cb
+
+
 def quantize(x: np.ndarray, codebook: Codebook | str | None = None, threads: int = 1) -> np.ndarray:
     """Symbols of an image or batch: (H,W)/(H,W,C) -> (C,gh,gw); (N,H,W,C) -> (N,C,gh,gw), int32.
 
     uint8 samples are scaled by 1/255; float samples are taken as [0, 1] values. Each channel is one plane.
     """
-    cb = registry.get(codebook)
+    cb = patch_codebook(codebook)
     batch, single = patches.as_batch(x)
     n, h, w, c = batch.shape
     p = cb.patch
@@ -45,7 +54,7 @@ def reconstruct(
     dtype: Any = np.uint8,
 ) -> np.ndarray:
     """Images from symbols, cropped to `shape` (the original array's shape); uint8 or float32 output."""
-    cb = registry.get(codebook)
+    cb = patch_codebook(codebook)
     sym = np.asarray(symbols)
     single = sym.ndim == 3
     sym4 = sym[None] if single else sym
@@ -77,7 +86,7 @@ def purify(x: np.ndarray, codebook: Codebook | str | None = None, threads: int =
     """Quantize and reconstruct in one call; same shape and dtype family as `x` (what a `.sym` round trip gives)."""
     x = np.asarray(x)
     dt = np.uint8 if x.dtype == np.uint8 else np.float32
-    cb = registry.get(codebook)
+    cb = patch_codebook(codebook)
     if cb.colour == 1 and x.ndim in (3, 4) and x.shape[-1] == 3:
         return _purify_ycc(x, cb, threads)
     return reconstruct(quantize(x, cb, threads), cb, shape=x.shape, dtype=dt)

@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..codebook import registry
-from ..codebook.codebook import Codebook
+from ..codebook.codebook import Codebook, TransformCodebook
 from ..codec.decoder import codebook_for, decode_symbols, read
 from ..codec.encoder import encoder_for
 from ..codec.files import open_image
@@ -68,9 +68,10 @@ def _symbols(data: bytes | None, pixels: np.ndarray | None, cb: Codebook) -> tup
     return enc.symbols(a[None])[0].reshape(enc.planes, *enc.grids[0]), cb, a.shape[1], a.shape[0]
 
 
-def _per_plane(cb: Codebook) -> None:
-    if cb.colour != 0:
-        raise CodebookError(f"codebook {cb.name or cb.short_id} is ycc420; stream packets carry per-plane (colour 0) codebooks")
+def _per_plane(cb: Codebook | TransformCodebook) -> None:
+    if isinstance(cb, TransformCodebook) or cb.colour != 0:
+        kind = "a transform codebook" if isinstance(cb, TransformCodebook) else "ycc420"
+        raise CodebookError(f"codebook {cb.name or cb.short_id} is {kind}; stream packets carry per-plane (colour 0) patch codebooks")
 
 
 def item_packets(data: bytes | None, pixels: np.ndarray | None, cb: Codebook, stream: int, image: int,
