@@ -28,14 +28,14 @@ def test_valid_vector_decodes_and_reencodes_exactly(v):
     cb = Codebook.from_bytes(f.codebook) if v["embedded"] else symcodec.get_codebook(v["codebook"])
     assert cb.hexid == v["codebook_id"]
     again = symcodec.encode(src, cb, embed_codebook=v["embedded"], text={"vector": v["name"]}, icc_profile=f.icc_profile,
-                            exif=f.exif, xmp=f.xmp)
+                            exif=f.exif, xmp=f.xmp, quality=v.get("quality"))
     assert again == data
 
 
 def test_vectors_cover_every_model_and_colour_a_reader_must_accept():
     valid = MANIFEST["valid"]
-    assert {(v["entropy_model"], v["colour"]) for v in valid} == {(1, 0), (2, 0), (2, 1), (3, 0), (3, 1)}
-    assert {v["mode"] for v in valid} == {"L", "LA", "RGB", "RGBA"} and {v["patch"] for v in valid} == {2, 4}
+    assert {(v["entropy_model"], v["colour"]) for v in valid} == {(1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (4, 0), (4, 1)}
+    assert {v["mode"] for v in valid} == {"L", "LA", "RGB", "RGBA"} and {v["patch"] for v in valid} == {2, 4, 8}
     assert any(v["metadata"] for v in valid) and any(not v["embedded"] for v in valid)
 
 

@@ -106,6 +106,7 @@ def main() -> None:
     ctx2 = published("RGB-11x7-k16-model2-embedded", lambda: ctx_codebook(cb2))
     ycc_ppm = published("RGBA-10x7-k16-ycc420-model3-embedded", lambda: ppm_codebook(cb2, colour=1))
     ycc_ctx = published("RGB-13x9-k16-ycc420-model2-embedded", lambda: ctx_codebook(cb2, colour=1))
+    photo = published("RGB-29x21-photo-dct-q60-embedded", lambda: symcodec.get_codebook("photo-dct"))
     meta = {"icc_profile": b"not a real ICC profile", "exif": b"II*\x00\x08\x00\x00\x00\x00\x00", "xmp": b"<x:xmpmeta/>"}
     cases = [
         ("L-7x5-k16-embedded", image(5, 7, 1, 1)[:, :, 0], cb2, True),
@@ -123,13 +124,20 @@ def main() -> None:
         ("RGB-5x4-k16-metadata-embedded", image(4, 5, 3, 12), cb2, True),
         ("RGB-32x32-cifar10-2x2-k2048-ctx", image(32, 32, 3, 13), symcodec.get_codebook("cifar10-2x2-k2048-ctx"), False),
         ("RGB-32x32-cifar10-ycc420-k512-ppm", image(32, 32, 3, 14), symcodec.get_codebook("cifar10-ycc420-k512-ppm"), False),
+        # added with version 4.0 (issue 16): the transform mode, with the shipped photo-dct codebook embedded (3.9 KB)
+        ("RGB-29x21-photo-dct-q60-embedded", image(21, 29, 3, 15), photo, True),
+        ("L-17x11-photo-dct-q90-embedded", image(11, 17, 1, 16)[:, :, 0], photo, True),
+        ("RGBA-12x9-photo-dct-q30-embedded", np.dstack([image(9, 12, 3, 17), np.arange(108, dtype=np.uint8).reshape(9, 12)]), photo, True),
+        ("RGB-40x270-photo-dct-q50", image(270, 40, 3, 18), photo, False),  # two strips
     ]
     manifest = {"valid": [], "invalid": []}
     for name, px, cb, embed in cases:
         old = OUT / f"{name}.sym"
         src = OUT / f"{name}.src.png"
         Image.fromarray(px).save(src)
-        kw = meta if "metadata" in name else {}
+        kw = dict(meta) if "metadata" in name else {}
+        if "-q" in name:
+            kw["quality"] = int(name.split("-q")[1].split("-")[0])
         data = symcodec.encode(px, cb, embed_codebook=embed, text={"vector": name}, **kw)
         if old.exists() and old.read_bytes() != data:
             sys.exit(f"{name}.sym would change: vectors already published keep their bytes")
@@ -140,7 +148,7 @@ def main() -> None:
         manifest["valid"].append({"name": name, "sym_sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
                                   "codebook": cb.name, "codebook_id": cb.hexid, "embedded": embed, "mode": f.header.mode,
                                   "entropy_model": f.header.model_id, "colour": f.header.colour, "patch": f.header.patch,
-                                  "metadata": sorted(kw)})
+                                  "metadata": sorted(k for k in kw if k != "quality"), "quality": kw.get("quality")})
     base = (OUT / "RGB-9x6-k16-embedded.sym").read_bytes()
     bad = {
         "truncated-no-end": (base[:-12], "TruncatedError"),
@@ -167,6 +175,13 @@ def main() -> None:
     bad["embedded-codebook-id-mismatch"] = (_with(v1, codebook=ctx2.to_bytes()), "FormatError")
     bad["rans-final-state"] = (_with(v1, payload=v1.payload[:4] + bytes([v1.payload[4] ^ 1]) + v1.payload[5:]), "DecodeError")
     bad["rans-initial-state-below-2-16"] = (_with(v1, payload=b"\x00\x00\x00\x00" + v1.payload[4:]), "DecodeError")
+    t4 = (OUT / "RGB-29x21-photo-dct-q60-embedded.sym").read_bytes()
+    f4 = symcodec.read(t4)
+    bad["model4-zero-step"] = (_with(f4, payload=f4.payload[:7] + b"\x00" + f4.payload[8:]), "FormatError")
+    bad["model4-strip-count"] = (_with(f4, payload=f4.payload[:128] + b"\x02" + f4.payload[129:]), "FormatError")
+    bad["model4-patch-4"] = (_with(f4, header=type(f4.header)(*[4 if k == "patch" else getattr(f4.header, k) for k in
+                                                                ("width", "height", "mode", "patch", "colour", "model_id", "k",
+                                                                 "codebook_id", "symbols")])), "FormatError")
     for name, (data, err) in bad.items():
         if (OUT / f"invalid-{name}.sym").exists() and (OUT / f"invalid-{name}.sym").read_bytes() != data:
             sys.exit(f"invalid-{name}.sym would change: vectors already published keep their bytes")
