@@ -8,7 +8,7 @@ raises the specific `symcodec.errors` class (a `ValueError`), so its message rea
 
 Save options (`im.save("x.sym", ...)`): `codebook` (name, id prefix, path or codebook; default: by the
 image's size, `symcodec.codec.choice`), `quality` (1..100: a rung of that ladder, or a transform codebook's
-steps; default: 90 for photos, or a JPEG source's own tables), `embed_codebook` (bool, make the file
+steps; default: 92 for photos, or a JPEG source's own tables), `embed_codebook` (bool, make the file
 self-contained), `threads` (centroid search, or a photo's strips), `icc_profile`, `exif`, `xmp` (bytes;
 default: the image's own `info`). `DECODE_THREADS` (module global) sets the threads `load()` uses.
 """

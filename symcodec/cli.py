@@ -49,7 +49,7 @@ def main() -> None:
 @click.argument("src", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Output .sym file.")
 @click.option("-c", "--codebook", default=None, help="Codebook name, id prefix, or .symcb/.index path.  [default: by image size: the quality ladder]")
-@click.option("-q", "--quality", default=None, type=int, help="1..100: a rung of the ladder, or a transform codebook's steps.  [default: 90 for photos; a JPEG source's own tables]")
+@click.option("-q", "--quality", default=None, type=int, help="1..100: a rung of the ladder, or a transform codebook's steps.  [default: 92 for photos; a JPEG source's own tables]")
 @click.option("--embed", is_flag=True, help="Embed the codebook, so the file decodes without a registry.")
 @click.option("--threads", default=1, show_default=True, help="Threads for the centroid search, or a photo's strips.")
 def encode(src: str, output: str, codebook: str | None, quality: int | None, embed: bool, threads: int) -> None:

@@ -16,7 +16,7 @@ from reference import transform_plane_reference, triangle_rgb_reference
 from symcodec import errors
 from symcodec.codebook import registry
 from symcodec.codebook.codebook import Codebook, TransformCodebook
-from symcodec.codec.choice import SMALL_SIDE
+from symcodec.codec.choice import PHOTO_QUALITY, SMALL_SIDE
 from symcodec.codec.decoder import decoder_for
 from symcodec.entropy.coef import CoefModel
 from symcodec.format import sym as symfmt
@@ -176,7 +176,7 @@ def test_defaults_follow_the_image_size(cb, cifar_images, photo):
     assert cbid(symcodec.encode(photo[: SMALL_SIDE + 1, :20])) == cb.id
     assert cbid(symcodec.encode(photo[:, :, 0])) == cb.id  # an L photo takes the transform mode too
     d = symcodec.encode(photo)
-    assert np.array_equal(np.frombuffer(symcodec.read(d).payload, np.uint8, 128).reshape(2, 64), steps_for_quality(90))
+    assert np.array_equal(np.frombuffer(symcodec.read(d).payload, np.uint8, 128).reshape(2, 64), steps_for_quality(PHOTO_QUALITY))
 
 
 def test_a_jpeg_source_keeps_its_own_tables(cb, photo, tmp_path):
