@@ -14,7 +14,7 @@ from symcodec.bench.evaluate import METRICS, PSNR_CAP, psnr, psnr_pooled
 def test_eval_cli_small(cifar_test_tar, tmp_path) -> None:
     out, png = tmp_path / "r.json", tmp_path / "r.png"
     res = CliRunner().invoke(main, ["eval", str(cifar_test_tar), "-m", "cifar10-clean", "--codec", "sym:cifar10-2x2-k256",
-                                    "--codec", "jpeg:90,10", "--codec", "webp:50", "--limit", "200", "--threads", "2",
+                                    "--codec", "jpeg:90,10", "--codec", "webp:50", "--codec", "avif:50", "--codec", "jxl:50", "--limit", "200", "--threads", "2",
                                     "--json", str(out), "--plot", str(png)])
     assert res.exit_code == 0, res.output
     r = json.loads(out.read_text())
@@ -22,8 +22,8 @@ def test_eval_cli_small(cifar_test_tar, tmp_path) -> None:
         assert key in r
     rr = r["results"]
     assert set(METRICS) <= set(rr)
-    assert all(len(v) == 5 for v in rr.values())
-    assert rr["codec"] == ["source", "sym", "jpeg", "jpeg", "webp"]
+    assert all(len(v) == 7 for v in rr.values())
+    assert rr["codec"] == ["source", "sym", "jpeg", "jpeg", "webp", "avif", "jxl"]
     assert rr["setting"][2:4] == ["10", "90"]  # qualities sorted
     assert r["settings"]["n_images"] == 200
     # real files: JPEG q90 is bigger and closer to the source than q10; bpp follows bytes
@@ -32,7 +32,8 @@ def test_eval_cli_small(cifar_test_tar, tmp_path) -> None:
     assert rr["top1_delta"][0] == 0 and abs(rr["top1"][3] - rr["top1"][0] - rr["top1_delta"][3]) < 1e-9
     assert rr["top1"][0] >= 80  # the shipped model on source images
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "sym" in res.output and "webp" in res.output
+    assert "sym" in res.output and "webp" in res.output and "avif" in res.output and "jxl" in res.output
+    assert all(rr["top1"][i] >= 60 and 0 < rr["bytes"][i] < rr["bytes"][3] for i in (5, 6))  # AVIF, JPEG XL at 50: real, smaller files
 
 
 def test_eval_bad_codec_is_one_line_error(cifar_test_tar) -> None:
