@@ -37,3 +37,20 @@ def test_webdataset_cls_members_and_folders(tmp_path):
     Image.new("L", (3, 5)).save(tmp_path / "f" / "cat" / "x.png")
     s = next(sources.iter_samples(tmp_path / "f"))
     assert (s.key, s.label, s.array().shape) == ("cat/x.png", "cat", (5, 3))
+
+
+def test_count_samples_from_headers_only(cifar_test_tar, mnist_test_images, tmp_path):
+    """The convert progress bar's total: what iter_samples yields, without decoding; None for compressed tars."""
+    assert sources.count_samples(cifar_test_tar) == 10000
+    assert sources.count_samples(mnist_test_images) == 10000
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buf, "PNG")
+    (tmp_path / "f" / "cat").mkdir(parents=True)
+    for name in ("f/a.png", "f/cat/b.PNG", "f/notes.txt"):
+        (tmp_path / name).write_bytes(buf.getvalue())
+    assert sources.count_samples(tmp_path / "f") == len(list(sources.iter_samples(tmp_path / "f"))) == 2
+    with tarfile.open(tmp_path / "w.tar.gz", "w:gz") as tf:
+        tf.add(tmp_path / "f" / "a.png", "a.png")
+    assert sources.count_samples(tmp_path / "w.tar.gz") is None
+    (tmp_path / "bad.tar").write_bytes(b"x" * 1024)
+    assert sources.count_samples(tmp_path / "bad.tar") is None

@@ -147,7 +147,7 @@ def main() -> None:
         print(name, json.dumps(r), file=sys.stderr)
         runs.append(r)
         settings.append({"dataset": f"cifar10-jpeg/{name}.tar", "workers": a.workers, "chunk": a.chunk, "limit": a.limit,
-                         "codebook": "cifar10-2x2-k2048 (default)", "output": "one .sym tar"})
+                         "codebook": "default (symcodec.codec.choice: cifar10-ycc420-k512-ppm for 32x32 RGB)", "output": "one .sym tar"})
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     doc = {
         "name": "bench_convert",

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -67,7 +68,7 @@ def main() -> None:
     acc, cnt = np.zeros((2, 3, 64)), np.zeros((2, 3, 64))
     bins = np.zeros((2 * kern.NCTX, 2), np.int64)
     flat = CoefModel(np.full((2, kern.NCTX), 32768))
-    for n, x in enumerate(ims):
+    for x in tqdm(ims, desc="photos", unit="img", file=sys.stderr):
         planes = rgb_to_planes(x)
         for q in QUALITIES:
             steps = steps_for_quality(q).astype(np.float64)
@@ -84,7 +85,6 @@ def main() -> None:
                 gh, gw = -(-pl.shape[0] // 8), -(-pl.shape[1] // 8)
                 parts.append(lv.astype(np.int32).reshape(gh, gw, 64))
             bins += flat.bin_counts(parts)  # the whole image as one strip: contexts see every neighbour
-        print(f"{n + 1}/{len(ims)} images", file=sys.stderr, end="\r")
     off = np.where(cnt >= 50, np.clip(np.rint(256 * acc / np.maximum(cnt, 1)), -128, 128), 0).astype(np.int64)
     init = np.clip(np.rint(65536 * (bins[:, 0] + 1) / (bins.sum(1) + 2)), kern.P_MIN, kern.P_MAX).astype(np.int64)
     prov = {"trained_on": "photos/train (18 photographs, each also mirrored and halved)", "images": len(ims),
@@ -111,7 +111,7 @@ Command (run from the repository root):
 
     python tools/train_photo_codebook.py
 """)
-    print(f"\n{a.out}: id {cb.hexid}, {int((off != 0).sum())} nonzero offsets, {len(cb.to_bytes())} bytes")
+    print(f"{a.out}: id {cb.hexid}, {int((off != 0).sum())} nonzero offsets, {len(cb.to_bytes())} bytes")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from ..codec.choice import check_quality
 from ..errors import DatasetError
 from ..format.sym import SIGNATURE
 from .manifest import Journal, ShardWriter
-from .sources import Sample, iter_samples
+from .sources import Sample, count_samples, iter_samples
 from .workers import OUT_EXT, Plan, _init_worker, _work
 
 
@@ -168,7 +168,10 @@ def convert(
         if not is_tar:
             Path(dst).mkdir(parents=True, exist_ok=True)
         todo = iter(()) if limit is not None and journal.done >= limit else _skip_done(samples, journal)
-        _run(plan, _chunks(todo, chunk), workers, writer, journal, summary, progress)
+        total = count_samples(src) if progress else None
+        if total is not None:
+            total = max(0, (total if limit is None else min(total, limit)) - journal.done)
+        _run(plan, _chunks(todo, chunk), workers, writer, journal, summary, progress, total)
         if writer is not None:
             writer.close()
     finally:
@@ -180,9 +183,9 @@ def convert(
 
 
 def _run(plan: Plan, chunks: Iterator[list], workers: int | None, writer: ShardWriter | None,
-         journal: Journal, summary: Summary, progress: bool) -> None:
+         journal: Journal, summary: Summary, progress: bool, total: int | None = None) -> None:
     workers = (os.cpu_count() or 1) if workers is None else workers
-    bar = tqdm(unit="img", desc="convert", disable=not progress, file=sys.stderr, smoothing=0.1)
+    bar = tqdm(total=total, unit="img", desc="convert", disable=not progress, file=sys.stderr, smoothing=0.1)
     try:
         if workers <= 0:
             _init_worker(plan)

@@ -69,6 +69,25 @@ def iter_samples(src: str | os.PathLike[str]) -> Iterator[Sample]:
     return _iter_mnist(Path(src))
 
 
+def count_samples(src: str | os.PathLike[str]) -> int | None:
+    """How many images a source holds, from names and headers only (None where that would mean decompressing it)."""
+    try:
+        k = kind(src)
+        p = Path(src)
+        if k == "folder":
+            return sum(fn.lower().endswith(IMAGE_EXT) for _, _, fns in os.walk(p) for fn in fns)
+        if k == "tar":
+            if not tario.is_plain_tar(p):
+                return None
+            with open(p, "rb") as fp:
+                return sum(os.path.splitext(m.name)[1].lower().endswith(IMAGE_EXT) for m, _ in tario.iter_members(fp, str(p), False))
+        with _open_maybe_gz(p) as f:
+            head = f.read(8)
+            return struct.unpack(">I", head[4:8])[0] if len(head) == 8 and head[:3] == b"\0\0\x08" and head[3] >= 1 else None
+    except (DatasetError, OSError, EOFError, gzip.BadGzipFile):
+        return None  # the conversion itself reports what is wrong
+
+
 def _label_from_path(rel: PurePosixPath) -> str | None:
     return rel.parent.name if rel.parent.name else None
 
