@@ -1,2 +1,2 @@
 """The package version (one place; setup.py and the CLI read it)."""
-__version__ = "0.2.0"
+__version__ = "0.3.0"
