@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import posixpath
 import re
 import warnings
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from ..codec.choice import choose, jpeg_tables, transform_steps
 from ..codec.decoder import decode, read
 from ..codec.encoder import encoder_for
 from ..codec.image import samples
-from ..errors import ModeConversionWarning
+from ..errors import DatasetError, ModeConversionWarning
 from . import tario
 
 OUT_EXT = {"sym": ".sym", "png": ".png", "jpeg": ".jpg"}
@@ -58,9 +59,31 @@ def _init_worker(plan: Plan) -> None:
 
 
 def out_name(key: str, to: str) -> str:
-    """Output member/file name for a source key: image extension replaced (or added)."""
-    stem = _SRC_EXT.sub("", key)
-    return stem + OUT_EXT[to]
+    """Output member/file name for a source key: made safe (`safe_name`), image extension replaced (or added)."""
+    name = _SRC_EXT.sub("", safe_name(key)) + OUT_EXT[to]
+    if any(len(c.encode("utf-8", "surrogateescape")) > MAX_COMPONENT for c in name.split("/")):
+        msg = f"member name {key[:60]!r}... has a path component over {MAX_COMPONENT} bytes"
+        raise DatasetError(msg)
+    return name
+
+
+MAX_COMPONENT = 255  # bytes in one path component (NAME_MAX on Linux and macOS)
+
+
+def safe_name(key: str) -> str:
+    """A source key as a relative path inside the destination: '.', '..' and repeated slashes folded.
+
+    Absolute names, names that climb out of the destination once folded, and empty names raise
+    DatasetError; the same check guards folder and tar outputs in every engine.
+    """
+    if key.startswith("/") or "\0" in key:
+        msg = f"unsafe member name {key[:80]!r}: an absolute path"
+        raise DatasetError(msg)
+    norm = posixpath.normpath(key)
+    if norm in (".", "..") or norm.startswith("../") or not key:
+        msg = f"unsafe member name {key[:80]!r}: it leads outside the destination"
+        raise DatasetError(msg)
+    return norm
 
 
 def _parent(key: str) -> str:
@@ -164,8 +187,12 @@ def _work(items: list[tuple[str, Any, bytes | None, Any]]) -> list[tuple[str, in
     ext = OUT_EXT[plan.to]
     out = []
     for (key, label, data, pixels), (blob, err) in zip(items, _convert(items)):
-        name = out_name(key, plan.to)
         src_n = len(data) if data is not None else int(pixels.nbytes)
+        try:
+            name = out_name(key, plan.to)
+        except DatasetError as exc:
+            out.append((key, src_n, 0, None, _err(exc)))
+            continue
         if blob is None:
             out.append((name, src_n, 0, None, err))
             continue
@@ -175,12 +202,16 @@ def _work(items: list[tuple[str, Any, bytes | None, Any]]) -> list[tuple[str, in
             if cls is not None:
                 mem += tario.member(name[: -len(ext)] + ".cls", cls)
             out.append((name, src_n, len(blob), mem, None))
-        else:
-            root = Path(plan.dst_folder)
+            continue
+        root = Path(plan.dst_folder)
+        try:
             _write_file(root / name, blob)
             if cls is not None:
                 _write_file(root / (name[: -len(ext)] + ".cls"), cls)
-            out.append((name, src_n, len(blob), None, None))
+        except OSError as exc:  # one file that cannot be written (a name the file system refuses, ...) is skipped
+            out.append((name, src_n, 0, None, _err(exc)))
+            continue
+        out.append((name, src_n, len(blob), None, None))
     return out
 
 
