@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -13,7 +14,7 @@ from .codebook.registry import entries, search_path
 from .codebook.seed import import_faiss_index
 from .codec.files import decode_file, describe, encode_file
 from .data.convert import convert as run_convert
-from .errors import SymcodecError
+from .errors import SymcodecError, SymcodecWarning
 from .stream.net import receive as run_receive
 from .stream.net import send as run_send
 from .train.kmeans import train_codebook as run_train, train_ycc420
@@ -21,10 +22,22 @@ from .train.ppm import train_context as run_train_context
 from .version import __version__
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """symcodec's own warnings as one line on stderr; others as Python prints them."""
+    if issubclass(category, SymcodecWarning):
+        print(f"symcodec: warning: {message}", file=sys.stderr if file is None else file)
+    else:
+        _show_warning(message, category, filename, lineno, file, line)
+
+
+_show_warning = warnings.showwarning
+
+
 class _Group(click.Group):
     """Turn symcodec errors (and OS errors) into one-line messages and a non-zero exit."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
+        warnings.showwarning = _one_line_warning
         try:
             return super().invoke(ctx)
         except (SymcodecError, OSError) as exc:

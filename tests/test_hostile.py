@@ -241,7 +241,8 @@ def test_ppmt_parse_memory_is_bounded_per_entry():
     registry._cache.clear()
     out, peak, _ = _peak(lambda: Codebook.from_bytes(raw).context.tables)
     assert not isinstance(out, Exception), out
-    assert peak < 4 * len(raw) + (8 << 20), (peak, len(raw))
+    entries = sum(t.syms.size for tabs in out for t in tabs)
+    assert entries > 10**6 and peak < 48 * entries + (16 << 20), (peak, entries)  # was ~170 bytes an entry
 
 
 # 8: text chunks -------------------------------------------------------------------------------------

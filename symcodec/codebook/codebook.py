@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import struct
 import threading
 from functools import cached_property
@@ -96,20 +97,57 @@ class CodebookFile:
                 msg = f"corrupt codebook: duplicate chunk {ch.type.decode()}"
                 raise FormatError(msg)
             got[ch.type] = ch.data
-        name = got.get(b"name", b"").decode("utf-8", "replace")
-        prov: dict[str, Any] = {}
-        if b"prov" in got:
-            try:
-                prov = json.loads(got[b"prov"].decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                prov = {}
-        return (TransformCodebook if major == 4 else Codebook)._parse(major, got, name, prov if isinstance(prov, dict) else {})
+        name = _name(got.get(b"name", b""))
+        prov = _provenance(got.get(b"prov"))
+        return (TransformCodebook if major == 4 else Codebook)._parse(major, got, name, prov)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Codebook | TransformCodebook:
-        """Read a `.symcb` file of either kind."""
-        with open(path, "rb") as fp:
-            return cls.from_bytes(fp)
+        """Read a `.symcb` file of either kind (a regular file: a FIFO or device is refused, never waited on)."""
+        return cls.from_bytes(read_regular(path))
+
+
+def _name(raw: bytes) -> str:
+    """The `name` chunk; ignored (formats/symcb.md 3) if over 256 bytes or holding control characters or '/'."""
+    name = raw.decode("utf-8", "replace")
+    return "" if len(raw) > 256 or any(c < " " or c in "/\x7f" for c in name) else name
+
+
+MAX_PROV = 1 << 20  # bytes of a `prov` chunk a reader parses
+MAX_PROV_DEPTH = 32
+
+
+def _provenance(raw: bytes | None) -> dict[str, Any]:
+    """The `prov` chunk as a dict; anything else is ignored (formats/symcb.md 3): over 1 MiB, not UTF-8, not
+    JSON, not an object, or brackets nested deeper than 32 (counted in strings too, before any recursion)."""
+    if not raw or len(raw) > MAX_PROV:
+        return {}
+    if _depth(np.frombuffer(raw, np.uint8)) > MAX_PROV_DEPTH:
+        return {}
+    try:
+        prov = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return {}
+    return prov if isinstance(prov, dict) else {}
+
+
+def _depth(b: np.ndarray) -> int:
+    """Deepest bracket nesting of a byte array ([ and { open, ] and } close)."""
+    step = ((b == 91) | (b == 123)).astype(np.int32) - ((b == 93) | (b == 125)).astype(np.int32)
+    return int(np.cumsum(step).max(initial=0))
+
+
+def read_regular(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of a regular file; CodebookError for a FIFO, device or folder (opened without blocking, then checked)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            msg = f"codebook file {os.fspath(path)} is not a regular file"
+            raise CodebookError(msg)
+        with os.fdopen(fd, "rb", closefd=False) as fp:
+            return fp.read()
+    finally:
+        os.close(fd)
 
 
 
@@ -132,8 +170,8 @@ def _header(got: dict[bytes, bytes], needs: tuple[bytes, ...]) -> tuple[int, int
 class Codebook(CodebookFile):
     """A k-means codebook over p x p patches with values in [0, 1], its symbol counts and at most one context model.
 
-    `context` is an entropy model (2 or 3) or the (tag, payload) of its chunk as read from a file; a
-    PPMT table (megabytes) is parsed and checked on first use, so scanning the registry stays fast.
+    `context` is an entropy model (2 or 3) or the (tag, payload) of its chunk as read from a file; its
+    tables (megabytes) are parsed and checked on first use, so scanning the registry stays fast and small.
     """
 
     def __init__(
@@ -188,9 +226,7 @@ class Codebook(CodebookFile):
             if tag not in CONTEXT_TAGS:
                 msg = f"unknown context-model chunk {tag!r}"
                 raise CodebookError(msg)
-            self.context_chunk = (tag, bytes(payload))
-            if tag == b"CTXM":
-                self.context  # noqa: B018  (a small table: parse now, so a bad one is a CodebookError here)
+            self.context_chunk = (tag, bytes(payload))  # parsed on first use (`context`), never by a registry scan
         self._lock = threading.Lock()
 
     # -- identity -------------------------------------------------------------------------

@@ -5,11 +5,12 @@ import functools
 import os
 import re
 import stat
+import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from ..errors import CodebookError, CodebookNotFoundError, FormatError
+from ..errors import CodebookError, CodebookNotFoundError, SymcodecError, SymcodecWarning
 from .codebook import Codebook, TransformCodebook
 from .seed import import_faiss_index
 
@@ -65,6 +66,9 @@ def load_file(path: str | os.PathLike[str]) -> Codebook | TransformCodebook:
     """Load a `.symcb` file (cached by path, file identity and modification time) or import a faiss `.index`."""
     p = os.path.abspath(os.fspath(path))
     st = os.stat(p)  # a missing file raises here, as before
+    if not stat.S_ISREG(st.st_mode):  # a FIFO would block the open below forever
+        msg = f"codebook file {p} is not a regular file"
+        raise CodebookError(msg)
     key = (p, st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
     cb = _cache.get(key)
     if cb is None:
@@ -105,7 +109,9 @@ def _scan(folders: list[Path]) -> list[Entry]:
         for f in sorted(folder.glob("*.symcb")):
             try:
                 cb = load_file(f)
-            except (OSError, FormatError, CodebookError):
+            except (OSError, SymcodecError) as exc:  # one bad file never hides the others
+                msg = f"skipped codebook {f}: {exc}"
+                warnings.warn(msg, SymcodecWarning, stacklevel=2)
                 continue
             name = cb.name or f.stem
             if name in seen:
@@ -146,7 +152,7 @@ def get(spec: str | os.PathLike[str] | Codebook | TransformCodebook | None = Non
     spec = DEFAULT if spec is None else spec
     s = str(spec)
     if os.sep in s or s.endswith((".symcb", ".index")) or os.path.isfile(s):
-        if not os.path.isfile(s):
+        if not os.path.exists(s):
             msg = f"codebook file {s} does not exist"
             raise CodebookNotFoundError(msg)
         return load_file(s)

@@ -19,6 +19,7 @@ from ..errors import FormatError
 from .rans import PREC
 
 MAX_RAW = 1 << 28  # largest inflated table chunk (CTXM, PPMT) a reader accepts
+MAX_RATIO, RATIO_SLACK = 16, 1 << 16  # and at most 16x its compressed bytes plus 64 KiB
 _MAX_LAYOUTS = 64
 
 
@@ -98,6 +99,8 @@ def inflate(data: bytes, tag: bytes) -> bytes:
     (n_raw,) = struct.unpack_from("<I", data)
     if n_raw > MAX_RAW:
         raise FormatError(f"{what} claims too many bytes")
+    if n_raw > MAX_RATIO * (len(data) - 4) + RATIO_SLACK:  # a bomb: real tables deflate about 2:1 (formats/symcb.md 3)
+        raise FormatError(f"{what} claims {n_raw} bytes from {len(data) - 4} compressed (over {MAX_RATIO}:1)")
     try:
         raw = zlib.decompressobj().decompress(data[4:], n_raw + 1)
     except zlib.error:

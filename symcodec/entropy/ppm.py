@@ -27,6 +27,13 @@ _HDR = struct.Struct("<BBHI")  # version, slots S, reserved, K
 _LEVEL = struct.Struct("<Bbbbbbb")  # refs (1 or 2), then (src, dy, dx) twice; src/dy/dx as int8 (src 0..3)
 
 
+def _starts(lens: np.ndarray) -> np.ndarray:
+    """Start offset of each row from the row lengths."""
+    st = np.cumsum(lens, dtype=np.int64)
+    st -= lens
+    return st
+
+
 @dataclass(frozen=True)
 class Level:
     """One context level: one or two neighbour references (source plane offset, dy, dx)."""
@@ -78,18 +85,20 @@ class PPMModel(EntropyModel):
                 self._check_table(tab, k ** len(lev.refs))
 
     def _check_table(self, t: Table, nkeys: int) -> None:
+        """Row keys increasing and in range, lengths >= 1, entries in range, room for every row's escape.
+
+        Works on the arrays as stored (u32/u16 views of the chunk when parsed): no per-entry copies."""
         n = t.keys.size
-        if t.lens.shape != (n,) or (n and (t.lens.min() < 1 or t.keys.min() < 0 or t.keys.max() >= nkeys)):
+        if t.lens.shape != (n,) or (n and (int(t.lens.min()) < 1 or int(t.keys.min()) < 0 or int(t.keys.max()) >= nkeys)):
             raise FormatError("corrupt context model: row keys or lengths out of range")
-        if n > 1 and (np.diff(t.keys) <= 0).any():
+        if n > 1 and not (t.keys[1:] > t.keys[:-1]).all():
             raise FormatError("corrupt context model: row keys must increase")
-        e = int(t.lens.sum())
+        e = int(t.lens.sum(dtype=np.int64))
         if t.syms.shape != (e,) or t.freqs.shape != (e,):
             raise FormatError("corrupt context model: entry count does not match the row lengths")
-        if e and (t.syms.max() >= self.k or t.freqs.min() < 1):
+        if e and (int(t.syms.max()) >= self.k or int(t.freqs.min()) < 1):
             raise FormatError("corrupt context model: entry symbol >= K or frequency 0")
-        row = np.repeat(np.arange(n, dtype=np.int64), t.lens)
-        if e and (np.bincount(row, weights=t.freqs, minlength=n) > TOTAL - 1).any():
+        if e and (np.add.reduceat(t.freqs, _starts(t.lens), dtype=np.int64) > TOTAL - 1).any():
             raise FormatError("corrupt context model: a row leaves no room for its escape")
 
     def _prepare(self) -> None:
@@ -120,18 +129,41 @@ class PPMModel(EntropyModel):
                     hrow.append(rows)
                 nrow += tab.keys.size
                 rlen.append(tab.lens.astype(np.int64))
-                syms.append(tab.syms.astype(np.int64))
-                freqs.append(tab.freqs.astype(np.int64))
         cat = lambda a: np.concatenate(a) if a else np.zeros(0, np.int64)  # noqa: E731
         rlen = cat(rlen)
-        esym, efreq = cat(syms), cat(freqs)
-        rstart = np.concatenate([[0], np.cumsum(rlen)[:-1]]).astype(np.int64) if nrow else np.zeros(0, np.int64)
-        row = np.repeat(np.arange(nrow, dtype=np.int64), rlen)
-        csum = np.cumsum(efreq) - efreq
-        ecum = csum - csum[rstart][row] if nrow else csum
-        rtot = np.bincount(row, weights=efreq, minlength=nrow).astype(np.int64)
-        if esym.size >= 1 << 30:
+        ne = int(rlen.sum())
+        if ne >= 1 << 30:
             raise FormatError("context model too large: over 2**30 entries")
+        # entries as (cumulative, frequency, symbol) u16 triples, built table by table: the chunk's own 4 bytes
+        # an entry, these 6, the encoder's sorted copy 6, and one table's sort scratch at a time
+        ent = np.empty((ne, 3), np.uint16)
+        xent = np.empty((ne, 3), np.uint16)
+        rtot = np.empty(nrow, np.int64)
+        e0 = r0 = 0
+        for tabs in self.tables:
+            for t in tabs:
+                e1, r1 = e0 + t.syms.size, r0 + t.keys.size
+                if t.keys.size:
+                    st = _starts(t.lens)
+                    rtot[r0:r1] = np.add.reduceat(t.freqs, st, dtype=np.int64)
+                    csum = np.cumsum(t.freqs, dtype=np.int64)
+                    csum -= t.freqs
+                    csum -= np.repeat(csum[st], t.lens)
+                    ent[e0:e1, 0], ent[e0:e1, 1], ent[e0:e1, 2] = csum, t.freqs, t.syms
+                    del csum
+                    row = np.repeat(np.arange(t.keys.size, dtype=np.int64), t.lens)
+                    row *= k
+                    row += t.syms
+                    perm = np.argsort(row, kind="stable")  # per row, the entries by symbol (the encoder's binary search)
+                    row = row[perm]
+                    if row.size > 1 and not (row[1:] != row[:-1]).all():
+                        raise FormatError("corrupt context model: a symbol appears twice in one row")
+                    del row
+                    perm += e0
+                    xent[e0:e1] = ent[perm][:, [2, 0, 1]]
+                    del perm
+                e0, r0 = e1, r1
+        rstart = np.concatenate([[0], np.cumsum(rlen)[:-1]]).astype(np.int64) if nrow else np.zeros(0, np.int64)
         # one int64 per row, read with the row lookup itself: entry start << 33 | length << 16 | total
         info = (rstart << 33) | (rlen << 16) | rtot
         d = cat(dense)
@@ -139,12 +171,7 @@ class PPMModel(EntropyModel):
         hk, hr = cat(hkey), cat(hrow)
         self.bits = max(4, int(2 * max(hk.size, 1) - 1).bit_length())
         self.ht = kern.build_hash(cat(htab), hk, info[hr] if nrow else hr, self.bits)
-        self.ent = np.ascontiguousarray(np.stack([ecum, efreq, esym], 1).astype(np.uint16).reshape(-1, 3))
-        key = row * k + esym
-        perm = np.argsort(key, kind="stable")  # per row, the entries by symbol (for the encoder's binary search)
-        if key.size > 1 and (np.diff(key[perm]) == 0).any():
-            raise FormatError("corrupt context model: a symbol appears twice in one row")
-        self.xent = np.ascontiguousarray(np.stack([esym, ecum, efreq], 1)[perm].astype(np.uint16).reshape(-1, 3))
+        self.ent, self.xent = ent, xent
         self._bitmaps: tuple | None = None  # the encoder's row bitmaps, built at its first call
         self.sfreq = self.static.astype(np.int32)
         self.scum = np.ascontiguousarray(np.cumsum(self.static, 1) - self.static).astype(np.int32)
@@ -275,14 +302,14 @@ class PPMModel(EntropyModel):
                 o += 4
                 if o + 6 * n > len(raw):
                     raise FormatError("corrupt context model: PPMT truncated")
-                keys = np.frombuffer(raw, "<u4", n, o).astype(np.int64)
-                lens = np.frombuffer(raw, "<u2", n, o + 4 * n).astype(np.int64)
+                keys = np.frombuffer(raw, "<u4", n, o)  # views of the chunk: no copy per entry
+                lens = np.frombuffer(raw, "<u2", n, o + 4 * n)
                 o += 6 * n
-                e = int(lens.sum())
+                e = int(lens.sum(dtype=np.int64))
                 if o + 4 * e > len(raw):
                     raise FormatError("corrupt context model: PPMT truncated")
-                syms = np.frombuffer(raw, "<u2", e, o).astype(np.int64)
-                freqs = np.frombuffer(raw, "<u2", e, o + 2 * e).astype(np.int64)
+                syms = np.frombuffer(raw, "<u2", e, o)
+                freqs = np.frombuffer(raw, "<u2", e, o + 2 * e)
                 o += 4 * e
                 tabs.append(Table(keys, lens, syms, freqs))
             tables.append(tabs)
