@@ -10,7 +10,10 @@ Save options (`im.save("x.sym", ...)`): `codebook` (name, id prefix, path or cod
 image's size, `symcodec.codec.choice`), `quality` (1..100: a rung of that ladder, or a transform codebook's
 steps; default: 92 for photos, or a JPEG source's own tables), `embed_codebook` (bool, make the file
 self-contained), `threads` (centroid search, or a photo's strips), `icc_profile`, `exif`, `xmp` (bytes;
-default: the image's own `info`). `DECODE_THREADS` (module global) sets the threads `load()` uses.
+default: the image's own `info`). Module globals: `DECODE_THREADS` (threads `load()` uses), `MAX_PIXELS`
+(None: `load()` refuses images over `Image.MAX_IMAGE_PIXELS`, where Pillow only warns) and `MAX_EXPANSION`
+(decoded bytes per coded byte, `symcodec.codec.decoder.check_budget`). `Image.open` needs no codebook: an
+uninstalled one makes `info["codebook"]` None and `load()` raise `CodebookNotFoundError`.
 """
 from __future__ import annotations
 
@@ -19,13 +22,16 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image, ImageFile
 
-from .codec.decoder import codebook_for, decoder_for
+from .codec.decoder import MAX_EXPANSION as _MAX_EXPANSION
+from .codec.decoder import check_budget, codebook_for, coded_bytes, decoder_for
 from .codec.encoder import encode
-from .errors import NotSymFileError
+from .errors import CodebookNotFoundError, NotSymFileError
 from .format import sym
 from .vq import patches
 
 DECODE_THREADS = 1  # threads for decoding a transform-mode file's strips (Pillow has no per-open options)
+MAX_PIXELS: int | None = None  # decode budget of load(): None follows Image.MAX_IMAGE_PIXELS (refused above it, not warned)
+MAX_EXPANSION: int | None = _MAX_EXPANSION  # decoded bytes per coded byte load() accepts (None: unchecked)
 FORMAT = "SYM"
 MIME = "image/x-sym"
 EXTENSION = ".sym"
@@ -49,12 +55,15 @@ class SymImageFile(ImageFile.ImageFile):
         except NotSymFileError as exc:
             raise SyntaxError(str(exc)) from None
         hdr = f.header
-        cb = codebook_for(f)  # unknown codebook: CodebookNotFoundError names the id it needs
+        try:
+            name: str | None = codebook_for(f).name
+        except CodebookNotFoundError:  # the header is still readable; load() raises, naming the id it needs
+            name = None
         self._sym_header = hdr
         self._size = (hdr.width, hdr.height)
         self._mode = hdr.mode
-        self.info.update(f.text)
-        self.info["codebook"] = cb.name
+        self.info.update(f.text)  # reserved keys never reach here (the reader drops them)
+        self.info["codebook"] = name
         self.info["codebook_id"] = hdr.codebook_id.hex()
         self.info["codebook_embedded"] = f.codebook is not None
         self.info["patch"] = hdr.patch
@@ -95,6 +104,7 @@ class SymImageFile(ImageFile.ImageFile):
             raise RuntimeError(msg)
         self.fp.seek(0)
         f = sym.read(self.fp)
+        check_budget(f.header, coded_bytes(f), MAX_PIXELS, MAX_EXPANSION)
         decoder_for(codebook_for(f), f.header).symbols(f.payload or b"")
         if f.alpha is not None:
             f.alpha_plane()
@@ -110,6 +120,7 @@ class SymDecoder(ImageFile.PyDecoder):
         """Read, entropy-decode and reconstruct; hand the pixels to Pillow as raw bytes."""
         assert self.fd is not None
         f = sym.read(self.fd)
+        check_budget(f.header, coded_bytes(f), MAX_PIXELS, MAX_EXPANSION)
         dec = decoder_for(codebook_for(f), f.header)
         preview = self.args[:1] == ("preview",)
         px = dec.preview_image(f.payload or b"") if preview else dec.image(f.payload or b"", DECODE_THREADS)

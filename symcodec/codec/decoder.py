@@ -11,10 +11,11 @@ import os
 from typing import Any, BinaryIO
 
 import numpy as np
+from PIL import Image
 
 from ..codebook import registry
 from ..codebook.codebook import Codebook, TransformCodebook
-from ..errors import CodebookError, FormatError, SymcodecError
+from ..errors import CodebookError, FormatError, ImageTooLargeError, SymcodecError
 from ..format import sym
 from ..format.sym import Header, SymFile
 from ..vq import kernels, patches
@@ -134,6 +135,35 @@ def decode_symbols(f: SymFile, codebook: Codebook | str | None = None) -> list[n
     return dec.planes(dec.symbols(f.payload or b""))
 
 
+MAX_EXPANSION = 1 << 18  # decoded bytes per coded byte; a flat 4096x4096 photo reaches about 82,000 (README, "Untrusted input")
+_CHANNELS = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
+
+
+def check_budget(hdr: Header, coded: int, max_pixels: int | None = None, max_expansion: int | None = MAX_EXPANSION) -> None:
+    """Refuse (ImageTooLargeError), before any work, a file that claims more than the caller allows.
+
+    `max_pixels`: W x H at most this; None means Pillow's `Image.MAX_IMAGE_PIXELS` as it is now (the
+    format's own cap if that is None). `max_expansion`: decoded bytes at most this many times the coded
+    bytes `coded` (a decompression bomb proves little and claims much); None turns the check off.
+    """
+    w, h = hdr.width, hdr.height
+    cap = max_pixels if max_pixels is not None else (Image.MAX_IMAGE_PIXELS or sym.MAX_PIXELS)
+    if w * h > cap:
+        msg = (f"image is {w}x{h} = {w * h} pixels, over the decode budget of {int(cap)} pixels "
+               "(max_pixels, default Pillow's Image.MAX_IMAGE_PIXELS)")
+        raise ImageTooLargeError(msg)
+    out = w * h * _CHANNELS[hdr.mode]
+    if max_expansion is not None and out > max_expansion * max(coded, 1):
+        msg = (f"image is {w}x{h}: {out} bytes from {coded} coded bytes, over {max_expansion}:1 "
+               "(max_expansion): a decompression bomb?")
+        raise ImageTooLargeError(msg)
+
+
+def coded_bytes(f: SymFile) -> int:
+    """The bytes a parsed file proves: payload, alpha plane, embedded codebook, and its 64 bytes of framing."""
+    return len(f.payload or b"") + len(f.alpha or b"") + len(f.codebook or b"") + 64
+
+
 def _plain(plain: sym.Plain, codebook: Codebook | str | None) -> Decoder | None:
     """The cached decoder of a plain file's HEAD, or None if anything is amiss (the general path then says what)."""
     major, head, cid = plain.major, plain.head, plain.codebook_id
@@ -159,18 +189,22 @@ def _plain(plain: sym.Plain, codebook: Codebook | str | None) -> Decoder | None:
         return None
 
 
-def decode(data: bytes | BinaryIO | str | os.PathLike[str], codebook: Codebook | str | None = None, threads: int = 1) -> np.ndarray:
+def decode(data: bytes | BinaryIO | str | os.PathLike[str], codebook: Codebook | str | None = None, threads: int = 1, *,
+           max_pixels: int | None = None, max_expansion: int | None = MAX_EXPANSION) -> np.ndarray:
     """Decode `.sym` bytes (or a stream, or a path) to uint8 pixels: (H,W) for L, (H,W,C) otherwise.
 
-    `threads` decodes a transform-mode file's strips in parallel.
+    `threads` decodes a transform-mode file's strips in parallel. `max_pixels` and `max_expansion` bound
+    what a file may claim (`check_budget`; ImageTooLargeError before any work).
     """
     if isinstance(data, bytes):
         plain = sym.parse_plain(data)
         if plain is not None:
             dec = _plain(plain, codebook)
             if dec is not None:
+                check_budget(dec.header, len(plain.payload) + 64, max_pixels, max_expansion)
                 return dec.decode(plain.payload, threads)
     f = read(data)
+    check_budget(f.header, coded_bytes(f), max_pixels, max_expansion)
     dec = decoder_for(codebook_for(f, codebook), f.header)
     out = dec.image(f.payload or b"", threads)
     if f.alpha is not None:
@@ -178,4 +212,4 @@ def decode(data: bytes | BinaryIO | str | os.PathLike[str], codebook: Codebook |
     return out[:, :, 0] if f.header.mode == "L" else out
 
 
-__all__ = ["Decoder", "codebook_for", "decode", "decode_symbols", "decoder_for", "read"]
+__all__ = ["MAX_EXPANSION", "Decoder", "check_budget", "codebook_for", "decode", "decode_symbols", "decoder_for", "read"]

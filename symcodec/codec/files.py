@@ -10,7 +10,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..atomic import atomic_write
 from ..errors import CodebookNotFoundError, FormatError, UnsupportedModeError
-from .decoder import codebook_for, decode, decoder_for, read
+from .decoder import check_budget, codebook_for, coded_bytes, decode, decoder_for, read
 from .encoder import encode
 
 
@@ -64,6 +64,7 @@ def describe(src: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         cb = codebook_for(f)
         cb_name = cb.name
+        check_budget(h, coded_bytes(f))
         decoder_for(cb, h).symbols(f.payload or b"")  # proves the payload decodes
     except CodebookNotFoundError:
         cb_name = "(not installed)"

@@ -13,7 +13,7 @@ from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
-from ..errors import FormatError, ImageTooLargeError
+from ..errors import FormatError, ImageTooLargeError, OptionError
 from . import chunks
 
 SIGNATURE = b"\x89SYM\r\n\x1a\n"
@@ -22,6 +22,12 @@ MAJORS = (1, 2, 3, 4)  # the major version is the entropy model id (section 1, v
 COLOURS = {0: (1, 2, 3, 4), 1: (2, 3, 4)}  # colour -> the majors it is valid in
 MAX_PIXELS = 1 << 28  # reader cap on W*H, checked from HEAD before any allocation
 MAX_META = 1 << 24
+# text keys with a meaning of their own in Pillow's `info` (its savers read them): section 2
+RESERVED_TEXT = frozenset({
+    "icc_profile", "exif", "xmp", "XML:com.adobe.xmp", "transparency", "dpi", "gamma", "duration", "loop",
+    "background", "aspect", "comment", "extension", "version", "compression", "resolution", "progressive",
+    "progression", "quality", "optimize", "interlace", "jfif", "adobe", "srgb", "chromaticity",
+})
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 MODE_IDS = {v: k for k, v in MODES.items()}
 PLANES = {"L": 1, "LA": 1, "RGB": 3, "RGBA": 3}
@@ -139,6 +145,9 @@ def pack(hdr: Header, payload: bytes | None, *, alpha: bytes | None = None, code
                 raise FormatError(msg)
             parts.append(chunks.pack_chunk(ctype, bytes(val)))
     for key, val in (text or {}).items():
+        if key in RESERVED_TEXT or "\0" in key or not key:
+            msg = f"text key {key!r} is reserved or invalid (formats/sym.md section 2: {', '.join(sorted(RESERVED_TEXT))})"
+            raise OptionError(msg)
         parts.append(chunks.pack_chunk(b"text", key.encode("utf-8") + b"\0" + str(val).encode("utf-8")))
     if payload is not None:
         parts.append(chunks.pack_chunk(b"SDAT", payload))
@@ -234,7 +243,9 @@ def read(data: bytes | BinaryIO, header_only: bool = False, max_pixels: int | No
             sym.xmp = _meta(ch)
         elif t == b"text":
             key, _, val = _meta(ch).partition(b"\0")
-            sym.text[key.decode("utf-8", "replace")] = val.decode("utf-8", "replace")
+            k = key.decode("utf-8", "replace")
+            if k and k not in RESERVED_TEXT:  # a reserved key is ignored: it would pass for Pillow's own metadata
+                sym.text[k] = val.decode("utf-8", "replace")
     if header_only:
         return sym
     if sym.payload is None:

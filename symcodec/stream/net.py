@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from ..codebook import registry
 from ..codebook.codebook import Codebook, TransformCodebook
-from ..codec.decoder import codebook_for, decode_symbols, read
+from ..codec.decoder import check_budget, codebook_for, coded_bytes, decode_symbols, read
 from ..codec.encoder import encoder_for
 from ..codec.files import open_image
 from ..data.sources import iter_samples
@@ -54,6 +54,7 @@ def _symbols(data: bytes | None, pixels: np.ndarray | None, cb: Codebook) -> tup
     """
     if data is not None and data.startswith(SIGNATURE):
         f = read(data)
+        check_budget(f.header, coded_bytes(f))
         fcb = codebook_for(f)
         _per_plane(fcb)
         return np.stack(decode_symbols(f, fcb)), fcb, f.header.width, f.header.height
