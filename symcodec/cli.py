@@ -17,6 +17,7 @@ from .data.convert import convert as run_convert
 from .errors import SymcodecError, SymcodecWarning
 from .stream.net import receive as run_receive
 from .stream.net import send as run_send
+from .stream.receiver import MAX_PENDING, MAX_PIXELS, MAX_SENDER_BYTES
 from .train.kmeans import train_codebook as run_train, train_ycc420
 from .train.ppm import train_context as run_train_context
 from .version import __version__
@@ -169,10 +170,15 @@ def send(src: str, to: str, rate: float | None, packet_size: int, tcp: bool, cod
 @click.option("--image-timeout", default=5.0, show_default=True, help="Finish an incomplete image after this many idle seconds.")
 @click.option("-c", "--codebook", default=None, help="Codebook to use instead of looking the stream's id up.")
 @click.option("--labels", type=click.Path(dir_okay=False), default=None, help="A send --manifest file: report accuracy with --classify.")
-def receive(out: str, listen: str, tcp: bool, classify: str | None, timeout: float, expect: int | None, image_timeout: float, codebook: str | None, labels: str | None) -> None:
+@click.option("--max-pixels", default=MAX_PIXELS, show_default=True, type=click.IntRange(1), help="Refuse streamed images larger than this (W x H).")
+@click.option("--max-pending", default=MAX_PENDING, show_default=True, type=click.IntRange(1), help="Unfinished images kept at once (the oldest is finished).")
+@click.option("--max-sender-bytes", default=MAX_SENDER_BYTES, show_default=True, type=click.IntRange(1), help="Bytes of unfinished images one sender may hold.")
+def receive(out: str, listen: str, tcp: bool, classify: str | None, timeout: float, expect: int | None, image_timeout: float, codebook: str | None, labels: str | None,
+            max_pixels: int, max_pending: int, max_sender_bytes: int) -> None:
     """Receive streamed images into OUT/ (PNG + .sym, report.json), concealing lost bands."""
     r = run_receive(listen, out, tcp=tcp, timeout=timeout, expect=expect, classify=classify, codebook=codebook,
-            image_timeout=image_timeout, labels=labels, ready=lambda a: click.echo(f"listening on {a[0]}:{a[1]}", err=True))
+            image_timeout=image_timeout, labels=labels, ready=lambda a: click.echo(f"listening on {a[0]}:{a[1]}", err=True),
+            max_pixels=max_pixels, max_pending=max_pending, max_bytes_per_sender=max_sender_bytes)
     click.echo(json.dumps({k: v for k, v in r.items() if k != "items"}))
 
 

@@ -170,10 +170,11 @@ def test_a_fifo_in_the_codebook_folder_does_not_hang(tmp_path):
 
 
 # 5: stream receiver ----------------------------------------------------------------------------------
-def _absurd_packet(image: int = 0, w: int = 4096, h: int = 4096, cb: str = "cifar10-2x2-k2048") -> bytes:
+def _absurd_packet(image: int = 0, w: int = 4096, h: int = 4096, cb: str = "cifar10-2x2-k2048", count: int = 1,
+                   payload: bytes = b"\0\0\1\0") -> bytes:
     c = registry.get(cb)
     geo = pk.Geometry(c.id[:8], w, h, 3, 2, c.k, 1)
-    return pk.band_packet(geo, 7, image, 0, 1, b"\0\0\1\0")
+    return pk.band_packet(geo, image, 0, 0, count, payload)  # one stream per image: nothing supersedes it
 
 
 def test_an_absurd_geometry_packet_costs_no_work():
@@ -187,11 +188,19 @@ def test_an_absurd_geometry_packet_costs_no_work():
 
 
 def test_receiver_budgets_per_sender():
-    rx = Receiver(image_timeout=60.0, max_bytes_per_sender=4096, max_pending=8)
+    a, b = ("10.0.0.1", 9), ("10.0.0.2", 9)
+    rx = Receiver(image_timeout=60.0, max_bytes_per_sender=4096, max_pending=64)
+    for i in range(100):  # images of two bands, one sent: each stays pending and holds 256 bytes
+        rx.feed(_absurd_packet(i, 64, 64, count=2, payload=bytes(256)), 0.0, sender=a)
+    assert rx.held_bytes(a) == 4096 and rx.counts["refused"] == 84 and len(rx.pending) == 16
+    rx.feed(_absurd_packet(500, 64, 64, count=2, payload=bytes(256)), 0.0, sender=b)  # another sender is not starved
+    assert rx.held_bytes(b) == 256 and len(rx.pending) == 17
+    rx.close()
+    assert rx.held_bytes(a) == rx.held_bytes(b) == 0
+    rx = Receiver(image_timeout=60.0, max_pending=8)
     for i in range(100):
-        rx.feed(_absurd_packet(i, 64, 64), 0.0, sender=("10.0.0.1", 9))
-    assert len(rx.pending) <= 8 and rx.counts["refused"] > 0
-    assert rx.held_bytes(("10.0.0.1", 9)) <= 4096
+        rx.feed(_absurd_packet(i, 64, 64, count=2, payload=bytes(256)), 0.0)
+    assert len(rx.pending) == 8 and len(rx.done) == 92
 
 
 # 6, 7: decode budgets and table memory --------------------------------------------------------------
@@ -271,3 +280,36 @@ def _replace_text(data: bytes, payload: bytes) -> bytes:
     i = data.index(b"text") - 4
     n = int.from_bytes(data[i:i + 4], "little")
     return data[:i] + chunks.pack_chunk(b"text", payload) + data[i + 12 + n:]
+
+
+def test_a_flooded_receiver_stays_small_and_delivers(tmp_path):
+    """The acceptance run (`tools/stress_receiver.py`, 30 s) shortened to 3 s: 1,000 absurd packets a second."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import stress_receiver
+
+    res = stress_receiver.run(3.0, 1000.0, tmp_path / "rx")
+    assert res["real_image_delivered"] and res["real_image_complete"] and res["refused"] >= 1400, res
+    assert res["peak_rss_mib"] < 300, res
+
+
+# 9: a busy receiver host ----------------------------------------------------------------------------
+def test_udp_at_200_kbits_arrives_while_both_cores_are_busy(cifar_test_tar, tmp_path):
+    from symcodec.stream import net
+
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    out = tmp_path / "rx"
+    proc = subprocess.Popen([sys.executable, "-m", "symcodec.cli", "receive", str(out), "--listen", "127.0.0.1:0",
+                             "--expect", "50", "--timeout", "60", "-c", "cifar10-2x2-k256"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        port = int(proc.stderr.readline().strip().rsplit(":", 1)[1])
+        sent = net.send(cifar_test_tar, f"127.0.0.1:{port}", codebook="cifar10-2x2-k256", rate=200_000, limit=50, progress=False)
+        stdout, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+        for b in busy:
+            b.kill()
+    rep = json.loads(stdout.strip().splitlines()[-1])
+    assert sent["images"] == 50 and rep["images"] == rep["images_complete"] == 50, rep
+    assert rep["dropped_by_kernel"] == 0 and rep["dropped_queue_full"] == 0 and rep["socket_buffer"] >= 1 << 17

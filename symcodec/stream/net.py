@@ -4,10 +4,12 @@ from __future__ import annotations
 import io
 import json
 import os
+import queue
 import secrets
 import selectors
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -26,7 +28,7 @@ from ..errors import CodebookError, FormatError, SymcodecError
 from ..format.sym import SIGNATURE
 from . import bands
 from . import packets as pk
-from .receiver import Receiver
+from .receiver import MAX_PENDING, MAX_PIXELS, MAX_SENDER_BYTES, Receiver
 
 
 def parse_address(spec: str) -> tuple[str, int]:
@@ -153,14 +155,112 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     return {"stream": lines[0]["stream"], "items": [x for x in lines[1:] if "image" in x]}
 
 
+def _peak_rss_mib() -> float | None:
+    """This process's peak resident memory in MiB (None where the platform does not say)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1 << 20 if sys.platform == "darwin" else 1 << 10), 1)
+
+
+RCVBUF = 8 << 20  # UDP socket buffer asked for (the kernel may grant less: net.core.rmem_max)
+MAX_QUEUED = 64 << 20  # bytes received but not yet processed; beyond it datagrams are dropped (and counted)
+_SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40 if sys.platform.startswith("linux") else None)
+
+
+class _Listener(threading.Thread):
+    """Receives on its own thread, so that decoding, writing and classifying never delay a read.
+
+    UDP datagrams and TCP bytes go to a queue as (sender, bytes or None at end of a connection, time);
+    a UDP socket asks for an 8 MiB buffer and, on Linux, reports the kernel's own drops (SO_RXQ_OVFL).
+    """
+
+    def __init__(self, lsock: socket.socket, tcp: bool) -> None:
+        super().__init__(name="symcodec-receive", daemon=True)
+        self.lsock, self.tcp = lsock, tcp
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.queued = 0  # bytes in the queue (approximate: updated by both threads under the GIL)
+        self.counts = dict(connections=0, dropped_queue_full=0, dropped_by_kernel=0, socket_buffer=0)
+        self.stop = threading.Event()
+        self._ovfl = False
+        if not tcp:
+            try:
+                lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+            except OSError:
+                pass
+            self.counts["socket_buffer"] = lsock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            if _SO_RXQ_OVFL is not None:
+                try:
+                    lsock.setsockopt(socket.SOL_SOCKET, _SO_RXQ_OVFL, 1)
+                    self._ovfl = True
+                except OSError:
+                    pass
+
+    def _put(self, sender: Any, data: bytes | None) -> None:
+        if data is not None and self.queued + len(data) > MAX_QUEUED:
+            self.counts["dropped_queue_full"] += 1
+            return
+        self.queued += len(data or b"")
+        self.queue.put((sender, data, time.monotonic()))
+
+    def _recv_udp(self) -> None:
+        while True:
+            try:
+                if self._ovfl:
+                    data, anc, _, addr = self.lsock.recvmsg(65535, socket.CMSG_SPACE(4))
+                    for level, kind, val in anc:
+                        if level == socket.SOL_SOCKET and kind == _SO_RXQ_OVFL and len(val) >= 4:
+                            self.counts["dropped_by_kernel"] = int.from_bytes(val[:4], sys.byteorder)
+                else:
+                    data, addr = self.lsock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            self._put(addr, data)
+
+    def run(self) -> None:
+        sel = selectors.DefaultSelector()
+        sel.register(self.lsock, selectors.EVENT_READ, None)
+        try:
+            while not self.stop.is_set():
+                for skey, _ in sel.select(timeout=0.1):
+                    sock = skey.fileobj
+                    if sock is self.lsock and self.tcp:
+                        conn, addr = self.lsock.accept()
+                        conn.setblocking(False)
+                        self.counts["connections"] += 1
+                        sel.register(conn, selectors.EVENT_READ, (addr, self.counts["connections"]))
+                    elif sock is self.lsock:
+                        self._recv_udp()
+                    else:
+                        try:
+                            data = sock.recv(1 << 16)
+                        except OSError:
+                            data = b""
+                        self._put(skey.data, data or None)
+                        if not data:  # sender gone (maybe mid-image): its pending images finish by timeout
+                            sel.unregister(sock)
+                            sock.close()
+        finally:
+            for skey in list(sel.get_map().values()):
+                if skey.data is not None:
+                    self._put(skey.data, None)
+                skey.fileobj.close()  # type: ignore[union-attr]
+            sel.close()
+
+
 def receive(listen: str, out: str | os.PathLike[str], tcp: bool = False, timeout: float = 30.0,
             expect: int | None = None, classify: Any = None, codebook: str | None = None,
             image_timeout: float = 5.0, status: bool = True, ready: Any = None,
-            labels: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+            labels: str | os.PathLike[str] | None = None, max_pixels: int = MAX_PIXELS,
+            max_pending: int = MAX_PENDING, max_bytes_per_sender: int = MAX_SENDER_BYTES) -> dict[str, Any]:
     """Receive until `expect` images are done, nothing arrives for `timeout` s (0: never) or Ctrl-C; write report.json.
 
     `ready`, if given, is called with the bound (host, port) once packets can arrive (port 0 picks one).
     `labels`: a manifest written by `send --manifest`; with `classify`, the report then has the accuracy.
+    `max_pixels`, `max_pending`, `max_bytes_per_sender`: the receiver's budgets (`Receiver`). Reading runs
+    on its own thread; datagrams the kernel or the queue dropped are counted in the report.
     """
     host, port = parse_address(listen)
     if isinstance(classify, str):
@@ -170,9 +270,9 @@ def receive(listen: str, out: str | os.PathLike[str], tcp: bool = False, timeout
 
         torch.set_num_threads(1)
         classify = load(classify)
-    rx = Receiver(out, codebook=codebook, classify=classify, image_timeout=image_timeout)
+    rx = Receiver(out, codebook=codebook, classify=classify, image_timeout=image_timeout, max_pixels=max_pixels,
+                  max_pending=max_pending, max_bytes_per_sender=max_bytes_per_sender)
     Path(out).mkdir(parents=True, exist_ok=True)
-    sel = selectors.DefaultSelector()
     lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM)
     lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -183,10 +283,12 @@ def receive(listen: str, out: str | os.PathLike[str], tcp: bool = False, timeout
         lsock.close()
         raise
     lsock.setblocking(False)
-    sel.register(lsock, selectors.EVENT_READ, None)
+    listener = _Listener(lsock, tcp)
+    deframers: dict[Any, pk.Deframer] = {}
+    skipped = 0
     last = time.monotonic()
     live = status and sys.stderr.isatty()
-    counts = dict(connections=0, stream_bytes_skipped=0)
+    listener.start()
     try:
         if ready is not None:
             ready(lsock.getsockname())
@@ -194,52 +296,46 @@ def receive(listen: str, out: str | os.PathLike[str], tcp: bool = False, timeout
             now = time.monotonic()
             if expect is not None and len(rx.done) >= expect or 0 < timeout < now - last:
                 break
-            for skey, _ in sel.select(timeout=0.1):
-                sock, deframer = skey.fileobj, skey.data
-                if sock is lsock and tcp:
-                    conn, _ = lsock.accept()
-                    conn.setblocking(False)
-                    sel.register(conn, selectors.EVENT_READ, pk.Deframer())
-                    counts["connections"] += 1
-                elif sock is lsock:
-                    data = lsock.recv(65535)
-                    last = time.monotonic()
-                    rx.feed(data, last)
+            try:
+                sender, data, t = listener.queue.get(timeout=0.1)
+            except queue.Empty:
+                data = sender = None
+                t = now
+            if sender is not None:
+                listener.queued -= len(data or b"")
+                if not tcp:
+                    last = t
+                    rx.feed(data, t, sender=sender)
                 else:
-                    try:
-                        data = sock.recv(65536)
-                    except OSError:
-                        data = b""
-                    if not data:  # sender gone (maybe mid-image): its pending images finish by timeout
-                        for p in deframer.feed(b"", final=True):
+                    d = deframers.setdefault(sender, pk.Deframer())
+                    if data is None:  # the connection closed: rescan its tail, then forget it
+                        for p in d.feed(b"", final=True):
                             rx.counts["packets"] += 1
-                            rx.add(p, time.monotonic())
-                        sel.unregister(sock)
-                        sock.close()
-                        counts["stream_bytes_skipped"] += deframer.skipped + len(deframer.buf)
-                        continue
-                    last = time.monotonic()
-                    rx.counts["bytes"] += len(data)
-                    for p in deframer.feed(data):
-                        rx.counts["packets"] += 1
-                        rx.add(p, last)
-                    rx.counts["invalid"] += deframer.rejected
-                    deframer.rejected = 0
+                            rx.add(p, t, sender)
+                        skipped += d.skipped + len(d.buf)
+                        rx.counts["invalid"] += d.rejected
+                        del deframers[sender]
+                    else:
+                        last = t
+                        rx.counts["bytes"] += len(data)
+                        for p in d.feed(data):
+                            rx.counts["packets"] += 1
+                            rx.add(p, t, sender)
+                        rx.counts["invalid"] += d.rejected
+                        d.rejected = 0
             rx.poll(time.monotonic())
             if live:
                 print("\r" + rx.status(), end="", file=sys.stderr, flush=True)
     except KeyboardInterrupt:  # Ctrl-C: finish what arrived and write the report
         pass
     finally:
-        for skey in list(sel.get_map().values()):
-            if skey.data is not None:
-                counts["stream_bytes_skipped"] += skey.data.skipped + len(skey.data.buf)
-            skey.fileobj.close()  # type: ignore[union-attr]
-        sel.close()
+        listener.stop.set()
+        listener.join(5)
+    skipped += sum(d.skipped + len(d.buf) for d in deframers.values())
     rx.close()
     if live:
         print("\r" + rx.status(), file=sys.stderr)
-    rx.counts.update(counts)
+    rx.counts.update(listener.counts, stream_bytes_skipped=skipped, peak_rss_mib=_peak_rss_mib())
     if labels is not None:
         try:
             rx.set_labels(read_manifest(labels))

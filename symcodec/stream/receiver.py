@@ -23,6 +23,8 @@ from . import packets as pk
 
 MAX_PENDING = 256
 KEEP_FINISHED = 4096
+MAX_PIXELS = 1 << 22  # default budget of one streamed image (2048 x 2048), below the format's 2^24 cap
+MAX_SENDER_BYTES = 64 << 20  # default bytes of unfinished images one sender may have held
 
 
 def _signature(p: pk.Packet) -> tuple[int, int, bytes]:
@@ -33,6 +35,8 @@ def _signature(p: pk.Packet) -> tuple[int, int, bytes]:
 @dataclass
 class _Image:
     first: pk.Packet
+    sender: Any = None
+    held: int = 0  # payload bytes kept for it (counted against its sender)
     parts: dict[int, bytes] = field(default_factory=dict)
     parity: dict[int, tuple[int, list[int], bytes]] = field(default_factory=dict)
     recovered: int = 0
@@ -72,7 +76,13 @@ class Receiver:
     """Feed it packets (bytes); it finishes images when complete, superseded, idle too long, or at close()."""
 
     def __init__(self, out: str | Path | None = None, codebook: Codebook | str | None = None, classify: Any = None,
-                 image_timeout: float = 10.0, keep_pixels: bool = False) -> None:
+                 image_timeout: float = 10.0, keep_pixels: bool = False, max_pixels: int = MAX_PIXELS,
+                 max_pending: int = MAX_PENDING, max_bytes_per_sender: int = MAX_SENDER_BYTES) -> None:
+        """Budgets, checked on each packet before any work proportional to what it claims: `max_pixels` per
+        streamed image, `max_pending` unfinished images (the oldest is finished to make room), and
+        `max_bytes_per_sender` payload bytes held in unfinished images per sender (`feed(..., sender=)`)."""
+        self.max_pixels, self.max_pending, self.max_bytes_per_sender = max_pixels, max_pending, max_bytes_per_sender
+        self._held: dict[Any, int] = {}
         self.out = Path(out) if out is not None else None
         self.codebook = registry.get(codebook) if codebook is not None else None
         self.classify = classify
@@ -81,13 +91,13 @@ class Receiver:
         self.pending: OrderedDict[tuple[int, int], _Image] = OrderedDict()
         self.finished: OrderedDict[tuple[int, int], None] = OrderedDict()
         self.done: list[Delivered] = []
-        self.counts = dict(packets=0, bytes=0, accepted=0, invalid=0, duplicate=0, conflicting=0, late=0)
+        self.counts = dict(packets=0, bytes=0, accepted=0, invalid=0, duplicate=0, conflicting=0, late=0, refused=0)
         self._cbs: dict[bytes, Codebook] = {}
         self.labels: dict[str, int] = {}
 
     # -- input ----------------------------------------------------------------------------
-    def feed(self, data: bytes, now: float = 0.0) -> pk.Packet | None:
-        """One datagram; invalid ones (bad CRC, garbage, truncated) are counted and dropped."""
+    def feed(self, data: bytes, now: float = 0.0, sender: Any = None) -> pk.Packet | None:
+        """One datagram (from `sender`, e.g. its address); invalid ones (bad CRC, garbage, truncated) are counted and dropped."""
         self.counts["packets"] += 1
         self.counts["bytes"] += len(data)
         try:
@@ -95,17 +105,31 @@ class Receiver:
         except SymcodecError:
             self.counts["invalid"] += 1
             return None
-        self.add(p, now)
+        self.add(p, now, sender)
         return p
 
-    def add(self, p: pk.Packet, now: float = 0.0) -> None:
+    def held_bytes(self, sender: Any = None) -> int:
+        """Payload bytes held in `sender`'s unfinished images."""
+        return self._held.get(sender, 0)
+
+    def _within_budget(self, p: pk.Packet, img: _Image | None, sender: Any) -> bool:
+        if img is None and p.type != pk.FILE:
+            geo = p.geometry()
+            if geo.width * geo.height > self.max_pixels:
+                return False
+        return self._held.get(sender, 0) + len(p.payload) <= self.max_bytes_per_sender
+
+    def add(self, p: pk.Packet, now: float = 0.0, sender: Any = None) -> None:
         """One already-validated packet."""
         if p.key in self.finished:
             self.counts["late"] += 1
             return
         img = self.pending.get(p.key)
+        if not self._within_budget(p, img, sender if img is None else img.sender):
+            self.counts["refused"] += 1
+            return
         if img is None:
-            img = self.pending[p.key] = _Image(p, first_seen=now)
+            img = self.pending[p.key] = _Image(p, sender, first_seen=now)
             self._supersede(p, now)
         elif _signature(p) != _signature(img.first):
             self.counts["conflicting"] += 1
@@ -116,6 +140,7 @@ class Receiver:
                 return
             self.counts["accepted"] += 1
             img.parity[p.index] = p.parity_fields()
+            self._hold(img, len(p.payload))
             img.last_seen = now
             self._repair(p.key, img)
             return
@@ -127,10 +152,15 @@ class Receiver:
             return
         self.counts["accepted"] += 1
         img.parts[p.index] = p.payload if p.type == pk.BAND else p.desc[4:8] + p.payload
+        self._hold(img, len(p.payload))
         img.last_seen = now
         self._repair(p.key, img)
-        while len(self.pending) > MAX_PENDING:
+        while len(self.pending) > self.max_pending:
             self._finish(next(iter(self.pending)))
+
+    def _hold(self, img: _Image, n: int) -> None:
+        img.held += n
+        self._held[img.sender] = self._held.get(img.sender, 0) + n
 
     def _repair(self, key: tuple[int, int], img: _Image) -> None:
         """Restore bands from parity where possible; finish the image once every band is in."""
@@ -171,6 +201,11 @@ class Receiver:
 
     def _finish(self, key: tuple[int, int]) -> None:
         img = self.pending.pop(key)
+        left = self._held.get(img.sender, 0) - img.held
+        if left > 0:
+            self._held[img.sender] = left
+        else:
+            self._held.pop(img.sender, None)
         self.finished[key] = None
         while len(self.finished) > KEEP_FINISHED:
             self.finished.popitem(last=False)
