@@ -48,8 +48,8 @@ check-minimal: $(MIN)/.installed  ## `pip install .` with no extras decodes ever
 bench: install  ## full codec benchmark (results/bench_codec.json)
 	$(PY) tools/bench_codec.py --json results/bench_codec.json
 
-fuzz: install  ## long parser fuzzing run
-	$(PY) tools/fuzz_parser.py --examples 200000
+fuzz: install  ## coverage-guided fuzzing (atheris) of every parser, 1M executions per target (about 40 minutes)
+	$(PY) tools/fuzz.py --runs 1000000 --corpus .fuzz-corpus --json results/fuzz.json
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) $(MIN) .pytest_cache .hypothesis build *.egg-info

@@ -1,7 +1,14 @@
-"""Bounded fuzzing of the .sym and .symcb parsers (the long run is tools/fuzz_parser.py)."""
+"""Bounded fuzzing: hypothesis mutations of .sym and .symcb files, then a few seconds of coverage-guided
+fuzzing (atheris) per target of tools/fuzz.py (`make fuzz` is the long run)."""
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -85,3 +92,15 @@ def test_mutated_codebooks_raise_only_symcodec_errors(edits, cut):
         Codebook.from_bytes(bytes(b[: cut % (len(b) + 1) or len(b)]))
     except errors.SymcodecError:
         pass
+
+
+@pytest.mark.parametrize("target", ["sym", "symcb", "tables", "stream"])
+def test_coverage_guided_fuzzing_finds_nothing(target, tmp_path):
+    """libFuzzer through atheris, seeded from formats/vectors: no crash, no hang over 10 s, nothing over 1 GiB."""
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "fuzz.json"
+    r = subprocess.run([sys.executable, str(root / "tools" / "fuzz.py"), target, "--seconds", "6", "--corpus", str(tmp_path / "c"),
+                        "--json", str(out)], capture_output=True, text=True, timeout=300)
+    res = json.loads(out.read_text())["results"][0]
+    assert r.returncode == 0 and res["findings"] == [], r.stderr[-3000:]
+    assert res["runs"] > 2000 and res["corpus"] > 5, res
