@@ -313,3 +313,17 @@ def test_udp_at_200_kbits_arrives_while_both_cores_are_busy(cifar_test_tar, tmp_
     rep = json.loads(stdout.strip().splitlines()[-1])
     assert sent["images"] == 50 and rep["images"] == rep["images_complete"] == 50, rep
     assert rep["dropped_by_kernel"] == 0 and rep["dropped_queue_full"] == 0 and rep["socket_buffer"] >= 1 << 17
+
+
+def test_convert_refuses_a_source_image_over_pillows_pixel_cap(tmp_path, monkeypatch):
+    """A JPEG member over Image.MAX_IMAGE_PIXELS (where Pillow only warns) is recorded and skipped."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 40 * 40)
+    src = _tar(tmp_path / "src.tar", ["a.jpg"])
+    with tarfile.open(src, "a") as tf:
+        b = io.BytesIO()
+        Image.new("RGB", (50, 50)).save(b, "JPEG")
+        ti = tarfile.TarInfo("big.jpg")
+        ti.size = len(b.getvalue())
+        tf.addfile(ti, io.BytesIO(b.getvalue()))
+    s = convert(src, tmp_path / "dst", workers=0, progress=False)
+    assert s.images == 1 and s.failures == 1 and "DecompressionBomb" in s.errors[0]

@@ -123,9 +123,11 @@ Image_ = tuple[np.ndarray, str, dict[str, bytes], Any]  # samples, mode, metadat
 def _samples(data: bytes | None, pixels: Any) -> Image_:
     if pixels is not None:
         return (*samples(pixels), None)
-    with Image.open(io.BytesIO(data or b"")) as im:
-        im.load()
-        return (*samples(im), jpeg_tables(im))
+    with warnings.catch_warnings():  # over Image.MAX_IMAGE_PIXELS Pillow only warns: a source image that big is refused
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(io.BytesIO(data or b"")) as im:
+            im.load()
+            return (*samples(im), jpeg_tables(im))
 
 
 def encode_many(images: list[Image_], cb: Codebook | TransformCodebook | None, embed_codebook: bool = False,
