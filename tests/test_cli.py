@@ -44,3 +44,20 @@ def test_bad_inputs_give_one_line_errors(tmp_path, photo):
     Image.fromarray(photo[:8, :8]).save(good)
     res = r.invoke(main, ["encode", str(good), "-o", str(tmp_path / "o.sym"), "-c", "no-such-codebook"])
     assert res.exit_code != 0 and "no-such-codebook" in res.output
+
+
+def test_outputs_follow_the_umask(tmp_path):
+    """encode, decode and convert write files as open() would (0666 less the umask), not mkstemp's 0600."""
+    import stat
+
+    src = tmp_path / "a.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(src)
+    ref = tmp_path / "ref"
+    ref.write_bytes(b"")
+    want = stat.S_IMODE(ref.stat().st_mode)
+    r = CliRunner().invoke(main, ["encode", str(src), "-o", str(tmp_path / "a.sym")])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["decode", str(tmp_path / "a.sym"), "-o", str(tmp_path / "b.png")])
+    assert r.exit_code == 0, r.output
+    for name in ("a.sym", "b.png"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == want
