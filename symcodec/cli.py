@@ -138,9 +138,10 @@ def codebooks(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([{**e.__dict__, "path": str(e.path)} for e in es], indent=2))
         return
-    click.echo(f"{'name':<22} {'id':<12} {'K':>5} {'patch':>5}  trained on")
+    w = max([22, *(len(e.name) for e in es)])
+    click.echo(f"{'name':<{w}} {'id':<12} {'K':>5} {'patch':>5}  trained on")
     for e in es:
-        click.echo(f"{e.name:<22} {e.id[:12]:<12} {e.k:>5} {e.patch:>3}x{e.patch:<1}  {e.trained_on}")
+        click.echo(f"{e.name:<{w}} {e.id[:12]:<12} {e.k:>5} {e.patch:>3}x{e.patch:<1}  {e.trained_on}")
     click.echo("searched: " + ", ".join(str(p) for p in search_path()), err=True)
 
 

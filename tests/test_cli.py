@@ -61,3 +61,16 @@ def test_outputs_follow_the_umask(tmp_path):
     assert r.exit_code == 0, r.output
     for name in ("a.sym", "b.png"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == want
+
+
+def test_codebooks_listing_stays_aligned_with_long_names(tmp_path, monkeypatch):
+    from symcodec.codebook import registry
+
+    cb = registry.get("mnist-2x2-k32")
+    long = symcodec.Codebook(cb.centroids, 2, cb.counts, name="a-codebook-with-a-rather-long-name-k32")
+    long.save(tmp_path / "long.symcb")
+    monkeypatch.setenv("SYMCODEC_CODEBOOKS", str(tmp_path))
+    r = CliRunner().invoke(main, ["codebooks"])
+    rows = [x for x in r.stdout.splitlines() if x.strip()]
+    starts = {x.index(e.id[:12]) for x, e in zip(rows[1:], registry.entries())}
+    assert r.exit_code == 0 and len(starts) == 1 and rows[0].index("id") == starts.pop()
