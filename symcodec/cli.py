@@ -11,6 +11,8 @@ import click
 from .bench.rd import run_and_save as run_rd_and_save
 from .bench.rd import summary as rd_summary
 from .codebook.registry import entries, search_path
+from .codebook.registry import install as install_codebook
+from .codebook.registry import remove as remove_codebook
 from .codebook.seed import import_faiss_index
 from .codec.files import decode_file, describe, encode_file
 from .data.convert import convert as run_convert
@@ -108,7 +110,9 @@ def info(src: str, as_json: bool) -> None:
 @click.option("--name", default="", help="Registry name stored in the codebook.")
 @click.option("--context-model/--no-context-model", default=False, show_default=True, help="Also fit entropy model 3 (context tables; codebook format 3).")
 @click.option("--colour", default="planes", show_default=True, type=click.Choice(["planes", "ycc420"]), help="planes: R, G, B (or L) planes; ycc420: Y, Cb, Cr with 2x2-subsampled chroma (always with entropy model 3).")
-def train_codebook(sources: tuple[str, ...], output: str, k: int, patch: str, seed: int, max_patches: int, niter: int, limit: int | None, name: str, context_model: bool, colour: str) -> None:
+@click.option("--install", is_flag=True, help="Also install it in the user codebook folder (symcodec codebooks install).")
+def train_codebook(sources: tuple[str, ...], output: str, k: int, patch: str, seed: int, max_patches: int, niter: int, limit: int | None, name: str, context_model: bool, colour: str,
+                   install: bool) -> None:
     """Train a codebook with faiss k-means on JPEG/PNG folders, tar archives or MNIST idx files."""
     cmd = "symcodec " + " ".join(sys.argv[1:])
     train = train_ycc420 if colour == "ycc420" else run_train
@@ -117,6 +121,8 @@ def train_codebook(sources: tuple[str, ...], output: str, k: int, patch: str, se
                name=name or Path(output).stem, limit_images=limit, command=cmd, **kw)
     cb.save(output)
     click.echo(f"{output}: K={cb.k} patch={cb.patch} id={cb.hexid}")
+    if install:
+        click.echo(f"installed {install_codebook(output)}")
 
 
 @main.command("import-codebook")
@@ -130,10 +136,13 @@ def import_codebook(index: str, output: str, name: str) -> None:
     click.echo(f"{output}: K={cb.k} patch={cb.patch} id={cb.hexid}")
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def codebooks(as_json: bool) -> None:
-    """List installed codebooks: name, id, K, patch, trained on."""
+@click.pass_context
+def codebooks(ctx: click.Context, as_json: bool) -> None:
+    """List installed codebooks: name, id, K, patch, trained on (or: install FILE, remove NAME)."""
+    if ctx.invoked_subcommand is not None:
+        return
     es = entries()
     if as_json:
         click.echo(json.dumps([{**e.__dict__, "path": str(e.path)} for e in es], indent=2))
@@ -143,6 +152,21 @@ def codebooks(as_json: bool) -> None:
     for e in es:
         click.echo(f"{e.name:<{w}} {e.id[:12]:<12} {e.k:>5} {e.patch:>3}x{e.patch:<1}  {e.trained_on}")
     click.echo("searched: " + ", ".join(str(p) for p in search_path()), err=True)
+
+
+@codebooks.command("install")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--name", default=None, help="Install under this name.  [default: the codebook's own name, else the file name]")
+def codebooks_install(file: str, name: str | None) -> None:
+    """Copy a .symcb file into the user codebook folder, so files that need it decode anywhere on this machine."""
+    click.echo(f"installed {install_codebook(file, name)}")
+
+
+@codebooks.command("remove")
+@click.argument("name")
+def codebooks_remove(name: str) -> None:
+    """Delete an installed codebook (name or id prefix) from the user folder."""
+    click.echo(f"removed {remove_codebook(name)}")
 
 
 @main.command()

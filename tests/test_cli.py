@@ -74,3 +74,30 @@ def test_codebooks_listing_stays_aligned_with_long_names(tmp_path, monkeypatch):
     rows = [x for x in r.stdout.splitlines() if x.strip()]
     starts = {x.index(e.id[:12]) for x, e in zip(rows[1:], registry.entries())}
     assert r.exit_code == 0 and len(starts) == 1 and rows[0].index("id") == starts.pop()
+
+
+def test_codebooks_install_and_remove(tmp_path, monkeypatch):
+    """A codebook trained or received elsewhere, installed once, decodes files that name it by id (issue 19 item 2)."""
+    from symcodec.codebook import registry
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    cb = registry.get("mnist-2x2-k32")
+    mine = symcodec.Codebook(cb.centroids[::-1].copy(), 2, cb.counts[::-1].copy(), name="my-k32")
+    mine.save(tmp_path / "my.symcb")
+    data = symcodec.encode(np.zeros((8, 8), np.uint8), tmp_path / "my.symcb")
+    (tmp_path / "x.sym").write_bytes(data)
+    r = CliRunner().invoke(main, ["decode", str(tmp_path / "x.sym"), "-o", str(tmp_path / "x.png")])
+    assert r.exit_code != 0 and "CodebookNotFoundError" in r.output
+    r = CliRunner().invoke(main, ["codebooks", "install", str(tmp_path / "my.symcb")])
+    assert r.exit_code == 0 and (tmp_path / "cache" / "symcodec" / "codebooks" / "my-k32.symcb").exists(), r.output
+    r = CliRunner().invoke(main, ["decode", str(tmp_path / "x.sym"), "-o", str(tmp_path / "x.png")])
+    assert r.exit_code == 0, r.output
+    assert "my-k32" in CliRunner().invoke(main, ["codebooks"]).stdout
+    r = CliRunner().invoke(main, ["codebooks", "remove", "mnist-2x2-k32"])
+    assert r.exit_code != 0 and "not removed" in r.output  # a shipped codebook stays
+    r = CliRunner().invoke(main, ["codebooks", "remove", "my-k32"])
+    assert r.exit_code == 0 and "my-k32" not in CliRunner().invoke(main, ["codebooks"]).stdout
+    bad = tmp_path / "bad.symcb"
+    bad.write_bytes(b"junk")
+    r = CliRunner().invoke(main, ["codebooks", "install", str(bad)])
+    assert r.exit_code != 0 and "Traceback" not in r.output

@@ -11,7 +11,8 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import CodebookError, CodebookNotFoundError, SymcodecError, SymcodecWarning
-from .codebook import Codebook, TransformCodebook
+from ..atomic import atomic_write
+from .codebook import Codebook, TransformCodebook, read_regular
 from .seed import import_faiss_index
 
 DEFAULT = "cifar10-2x2-k2048"
@@ -120,6 +121,39 @@ def _scan(folders: list[Path]) -> list[Entry]:
             trained = str(cb.provenance.get("trained_on", ""))
             out.append(Entry(name, cb.hexid, cb.k, cb.patch, trained, f))
     return out
+
+
+def install(path: str | os.PathLike[str], name: str | None = None, folder: str | os.PathLike[str] | None = None) -> Path:
+    """Copy a `.symcb` file into the user folder (or `folder`) as NAME.symcb, after checking that it parses; returns the new path.
+
+    NAME is `name`, else the codebook's own name, else the file's stem. An installed codebook of that
+    name is replaced; a shipped one is shadowed (earlier folders win, formats/symcb.md section 5).
+    """
+    data = read_regular(path)
+    cb = Codebook.from_bytes(data)
+    stem = name or cb.name or Path(path).stem
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}", stem):
+        msg = f"codebook name {stem!r} is not a plain file name (letters, digits, '.', '_', '+', '-')"
+        raise CodebookError(msg)
+    dest = Path(folder) if folder is not None else user_dir()
+    out = dest / f"{stem}.symcb"
+    atomic_write(out, data)
+    return out
+
+
+def remove(name: str, folder: str | os.PathLike[str] | None = None) -> Path:
+    """Delete an installed codebook (by name or id prefix) from the user folder (or `folder`); shipped ones stay."""
+    dest = Path(folder) if folder is not None else user_dir()
+    hits = [e for e in entries() if (e.name == name or (len(name) >= 8 and e.id.startswith(name.lower())))
+            and e.path.parent.resolve() == dest.resolve()]
+    if not hits:
+        where = [str(e.path) for e in entries() if e.name == name]
+        msg = (f"no codebook {name!r} installed in {dest}" + (f" (found {', '.join(where)}; shipped and $SYMCODEC_CODEBOOKS "
+                                                              "codebooks are not removed)" if where else ""))
+        raise CodebookNotFoundError(msg)
+    for e in hits:
+        e.path.unlink()
+    return hits[0].path
 
 
 def _not_found(what: str) -> CodebookNotFoundError:
