@@ -125,6 +125,30 @@ def train_codebook(sources: tuple[str, ...], output: str, k: int, patch: str, se
         click.echo(f"installed {install_codebook(output)}")
 
 
+@main.command("train-classifier")
+@click.argument("dataset", type=click.Path(exists=True))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Output weights (.pt); the card goes beside it (.md).")
+@click.option("--test", "test_set", type=click.Path(exists=True), default=None, help="Held-out labelled set for the reported accuracy.  [default: a stratified 10% of DATASET, never trained on]")
+@click.option("--arch", default=None, type=click.Choice(["airnet", "resnet20", "mnistnet", "lenet"]), help="Architecture.  [default: mnistnet for 28x28 grey, else airnet]")
+@click.option("--epochs", default=None, type=float, help="Epochs.  [default: 2 for mnistnet, 10 for airnet]")
+@click.option("--init", default=None, help="Fine-tune these weights (shipped name or .pt path).")
+@click.option("--on-reconstructions", default=None, help="Train on the reconstructions of these codebooks (comma-separated), to read what the codec gives.")
+@click.option("--mix-clean", default=0, show_default=True, type=click.IntRange(0), help="With --on-reconstructions: the clean images as one more version, drawn this many times as often.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--threads", default=2, show_default=True, help="torch threads.")
+@click.option("--limit", default=None, type=int, help="Use N evenly spaced images of DATASET.")
+def train_classifier_cmd(dataset: str, output: str, test_set: str | None, arch: str | None, epochs: float | None, init: str | None,
+                         on_reconstructions: str | None, mix_clean: int, seed: int, threads: int, limit: int | None) -> None:
+    """Train a classifier on a labelled dataset (class folders, tars, WebDataset, MNIST idx); symcodec eval -m OUTPUT uses it."""
+    from .train.classifier import train_classifier  # the [torch] extra
+
+    meta = train_classifier(dataset, output, test=test_set, arch=arch, epochs=epochs, init=init,
+                            on_reconstructions=on_reconstructions.split(",") if on_reconstructions else (), mix_clean=mix_clean,
+                            seed=seed, threads=threads, limit=limit, command="symcodec " + " ".join(sys.argv[1:]))
+    acc = ", ".join(f"{k} {v:.2f}%" for k, v in meta["test_accuracy"].items())
+    click.echo(f"{output}: {meta['arch']}, {len(meta['classes'])} classes, held-out accuracy {acc} (card: {Path(output).with_suffix('.md')})")
+
+
 @main.command("import-codebook")
 @click.argument("index", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Output .symcb file.")

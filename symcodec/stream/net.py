@@ -23,7 +23,7 @@ from ..codebook.codebook import Codebook, TransformCodebook
 from ..codec.decoder import check_budget, codebook_for, coded_bytes, decode_symbols, read
 from ..codec.encoder import encoder_for
 from ..codec.files import open_image
-from ..data.sources import iter_samples
+from ..data.sources import count_samples, iter_samples
 from ..errors import CodebookError, FormatError, SymcodecError
 from ..format.sym import SIGNATURE
 from . import bands
@@ -47,6 +47,14 @@ def iter_items(src: str | os.PathLike[str]) -> Iterator[tuple[str, Any, bytes | 
         return
     for s in iter_samples(p):
         yield s.key, s.label, s.data, s.pixels
+
+
+def _count_items(src: str | os.PathLike[str]) -> int | None:
+    """How many items `iter_items` will yield, from names and headers only (None if that would need decompressing)."""
+    p = Path(src)
+    if p.is_file() and not p.name.endswith((".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")) and "idx3" not in p.name:
+        return 1
+    return count_samples(p)
 
 
 def _symbols(data: bytes | None, pixels: np.ndarray | None, cb: Codebook) -> tuple[np.ndarray, Codebook, int, int]:
@@ -109,7 +117,10 @@ def send(src: str | os.PathLike[str], to: str, rate: float | None = None, size: 
         if manifest is not None:
             log = open(manifest, "w", encoding="utf-8")  # noqa: SIM115 - an append-only journal, closed below
             log.write(json.dumps({"stream": stats["stream"]}) + "\n")
-        for key, label, data, pixels in tqdm(iter_items(src), desc="send", unit="img", disable=not progress, file=sys.stderr):
+        total = _count_items(src) if progress else None
+        if total is not None and limit is not None:
+            total = min(total, limit)
+        for key, label, data, pixels in tqdm(iter_items(src), total=total, desc="send", unit="img", disable=not progress, file=sys.stderr):
             if limit is not None and stats["images"] >= limit:
                 break
             try:

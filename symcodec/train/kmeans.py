@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import sys
+import time
 from typing import Sequence
 
 import numpy as np
@@ -46,7 +47,11 @@ def sample_patches(
         parts[:], kparts[:] = [pts], [ks]
         held = len(ks)
 
-    bar = tqdm(desc="sampling patches", unit="img", disable=not progress, file=sys.stderr)
+    counts = [sources.count_samples(src) for src in srcs] if progress else [None]
+    total = None if None in counts else sum(counts)  # type: ignore[arg-type]
+    if total is not None and limit_images is not None:
+        total = min(total, limit_images)
+    bar = tqdm(total=total, desc="sampling patches", unit="img", disable=not progress, file=sys.stderr)
     for src in srcs:
         for s in sources.iter_samples(src):
             if limit_images is not None and n_img >= limit_images:
@@ -80,9 +85,14 @@ def _kmeans(x: np.ndarray, k: int, patch: int, niter: int, seed: int, progress: 
     """faiss k-means on patch vectors: centroids clipped to [0, 1] and each one's count on `x` (+1, never zero)."""
     import faiss  # heavy optional dependency (the [train] extra)
 
-    km = faiss.Kmeans(patch * patch, k, niter=niter, seed=seed, verbose=progress,
+    km = faiss.Kmeans(patch * patch, k, niter=niter, seed=seed, verbose=False,
                       max_points_per_centroid=len(x) // k + 1, spherical=False)
+    if progress:
+        print(f"k-means: K={k} on {len(x):,} patches, {niter} iterations ...", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
     km.train(x)
+    if progress:
+        print(f"k-means: done in {time.perf_counter() - t0:.1f} s (final objective {km.obj[-1]:.4g})", file=sys.stderr)
     cent = np.clip(km.centroids, 0.0, 1.0)
     counts = np.bincount(Codebook(cent, patch=patch).searcher.nearest(x), minlength=k).astype(np.uint32) + 1
     return cent, counts

@@ -1,0 +1,285 @@
+"""Train a classifier on any labelled dataset the converter reads (`symcodec train-classifier`), with a card.
+
+The whole training set is decoded once into a uint8 tensor; augmentation (reflect-padded random
+translation, alternating flips where the preset allows them) runs on batches with torch ops. With
+`on_reconstructions`, each image at each step is drawn from the clean images and their reconstructions by
+the named codebooks (`symcodec.purify`), so the net learns to read what a codec gives it. Accuracy is
+measured on a held-out set: `test` if given, else a stratified `holdout` share of the training source
+that training never sees. Needs the [torch] extra.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..atomic import atomic_write
+from ..classify import models
+from ..codec.symbols import purify
+from ..data.sources import load_arrays
+from ..errors import DatasetError, OptionError
+
+# airbench94/93 recipe (Jordan 2024) for airnet: summed label-smoothed CE, decoupled lr, Nesterov, triangular schedule
+PRESETS: dict[str, dict[str, Any]] = {
+    "airnet": dict(batch=512, lr=11.5, momentum=0.85, wd=0.0153, bias_scaler=64.0, smoothing=0.2,
+                   translate=2, flip=True, whiten_bias_epochs=3, airbench=True, preprocess="cifar-normalize"),
+    "resnet20": dict(batch=128, lr=0.1, momentum=0.9, wd=5e-4, bias_scaler=1.0, smoothing=0.0,
+                     translate=4, flip=True, whiten_bias_epochs=0, airbench=False, preprocess="cifar-normalize"),
+    "mnistnet": dict(batch=128, lr=0.05, momentum=0.9, wd=5e-4, bias_scaler=1.0, smoothing=0.0,
+                     translate=2, flip=False, whiten_bias_epochs=0, airbench=False, preprocess="mnist-normalize"),
+    "lenet": dict(batch=128, lr=0.05, momentum=0.9, wd=5e-4, bias_scaler=1.0, smoothing=0.0,
+                  translate=2, flip=False, whiten_bias_epochs=0, airbench=False, preprocess="mnist-normalize"),
+}
+DEFAULT_EPOCHS = {"airnet": 10.0, "resnet20": 10.0, "mnistnet": 2.0, "lenet": 4.0}
+
+
+def default_arch(shape: tuple[int, ...]) -> str:
+    """The architecture for images of shape (H, W, C): mnistnet for 28x28 or 32x32 grey, else airnet."""
+    h, w, c = shape
+    return "mnistnet" if c == 1 and (h, w) in ((28, 28), (32, 32)) else "airnet"
+
+
+def augment(x: torch.Tensor, translate: int, flip_mask: torch.Tensor | None, gen: torch.Generator) -> torch.Tensor:
+    """Random translation (reflect padding) and given flips on a uint8 NCHW batch; vectorised per shift."""
+    if flip_mask is not None:
+        x = torch.where(flip_mask.view(-1, 1, 1, 1), x.flip(-1), x)
+    if translate:
+        n, _, h, w = x.shape
+        pad = F.pad(x.float(), (translate,) * 4, mode="reflect").to(x.dtype)
+        dx = torch.randint(0, 2 * translate + 1, (n,), generator=gen)
+        dy = torch.randint(0, 2 * translate + 1, (n,), generator=gen)
+        out = torch.empty_like(x)
+        for sy in range(2 * translate + 1):
+            for sx in range(2 * translate + 1):
+                m = (dy == sy) & (dx == sx)
+                if m.any():
+                    out[m] = pad[m, :, sy:sy + h, sx:sx + w]
+        x = out
+    return x
+
+
+def triangle(steps: int, start: float = 0.2, end: float = 0.07, peak: float = 0.23) -> np.ndarray:
+    """airbench's triangular lr multiplier per step."""
+    return np.interp(np.arange(steps + 1), [0, int(peak * steps), steps], [start, 1.0, end])
+
+
+class Lookahead:
+    """airbench's lookahead: every 5 steps the weights are pulled to, and replaced by, their running average."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.ema = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, decay: float) -> None:
+        """Pull the weights towards their average (and copy it back)."""
+        state = model.state_dict()
+        for k, e in self.ema.items():
+            e.lerp_(state[k], 1 - decay)
+            state[k].copy_(e)
+
+
+def _optimizer(model: models.Classifier, hp: dict[str, Any]) -> torch.optim.Optimizer:
+    norm_biases = [p for n, p in model.net.named_parameters() if "norm" in n and n.endswith("bias") and p.requires_grad]
+    nb_ids = {id(p) for p in norm_biases}
+    other = [p for p in model.net.parameters() if p.requires_grad and id(p) not in nb_ids]
+    if hp["airbench"]:
+        kilostep = 1024 * (1 + 1 / (1 - hp["momentum"]))
+        lr, wd = hp["lr"] / kilostep, hp["wd"] * hp["batch"] / kilostep
+        lrb = lr * hp["bias_scaler"]
+        groups = [dict(params=norm_biases, lr=lrb, weight_decay=wd / lrb), dict(params=other, lr=lr, weight_decay=wd / lr)]
+    else:
+        groups = [dict(params=norm_biases + other, lr=hp["lr"], weight_decay=hp["wd"])]
+    for g in groups:
+        g["base_lr"] = g["lr"]
+    return torch.optim.SGD(groups, lr=groups[-1]["lr"], momentum=hp["momentum"], nesterov=True)
+
+
+def _split(y: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified (train, held-out) indices: `share` of each class held out, at least one image of any class with two."""
+    rng = np.random.default_rng(seed)
+    held = []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        k = min(len(idx) - 1, max(1, round(share * len(idx)))) if len(idx) > 1 else 0
+        held.append(rng.permutation(idx)[:k])
+    test = np.sort(np.concatenate(held)) if held else np.zeros(0, np.int64)
+    return np.setdiff1d(np.arange(len(y)), test), test
+
+
+def _load(src: str | os.PathLike[str], limit: int | None, classes: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Pixels, labels and class names; `limit` keeps that many evenly spaced images (sources are often sorted by class)."""
+    x, y, names = load_arrays(src)
+    if limit is not None and limit < len(x):
+        keep = np.linspace(0, len(x) - 1, limit).round().astype(int)
+        x, y = x[keep], y[keep]
+    if classes is None:
+        return x, y, names
+    unknown = sorted(set(names) - set(classes))
+    if unknown:
+        msg = f"{src} has classes the training set has not: {', '.join(unknown[:5])}"
+        raise DatasetError(msg)
+    return x, np.asarray([classes.index(names[i]) for i in y], np.int64), classes
+
+
+def _git_commit() -> str:
+    try:
+        here = Path(__file__).resolve().parents[2]
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str], *, test: str | os.PathLike[str] | None = None,
+                     arch: str | None = None, epochs: float | None = None, init: str | None = None,
+                     on_reconstructions: list[str] | tuple[str, ...] = (), mix_clean: int = 0, holdout: float = 0.1,
+                     seed: int = 0, threads: int = 2, limit: int | None = None, lr_scale: float = 1.0,
+                     lookahead: bool = False, arch_kw: dict[str, Any] | None = None, progress: bool = True,
+                     command: str = "") -> dict[str, Any]:
+    """Train (or fine-tune, `init`) a classifier on a labelled dataset; write OUT (.pt) and OUT's card (.md).
+
+    Returns the metadata stored with the weights: data, classes, recipe, held-out accuracy (clean and on
+    each codebook's reconstructions), timings and the command.
+    """
+    if not 0 < holdout < 1:
+        msg = f"holdout must be a share between 0 and 1, got {holdout}"
+        raise OptionError(msg)
+    out = Path(out)
+    if out.suffix != ".pt":
+        msg = f"output {out} must end in .pt (the card is written beside it as .md)"
+        raise OptionError(msg)
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    t0 = time.time()
+    x, y, classes = _load(train, limit)
+    if test is not None:
+        xtr, ytr = x, y
+        xte, yte, _ = _load(test, None, classes)
+    else:
+        tr, te = _split(y, holdout, seed)
+        xtr, ytr, xte, yte = x[tr], y[tr], x[te], y[te]
+    if len(np.unique(ytr)) < 2:
+        msg = f"{train}: a classifier needs at least two classes with images"
+        raise DatasetError(msg)
+    arch = arch or (models.load(init).arch if init else default_arch(xtr.shape[1:]))
+    if arch not in PRESETS:
+        msg = f"unknown architecture {arch!r} (known: {', '.join(sorted(PRESETS))})"
+        raise OptionError(msg)
+    hp = dict(PRESETS[arch])
+    if xtr.shape[-1] == 1 and hp["preprocess"] == "cifar-normalize":
+        hp["preprocess"] = "mnist-normalize"
+    hp["lr"] *= lr_scale
+    epochs = DEFAULT_EPOCHS[arch] if epochs is None else epochs
+    versions = [xtr] * max(mix_clean, 1) if (mix_clean or not on_reconstructions) else []
+    done: dict[str, np.ndarray] = {}
+    for cb in on_reconstructions:  # a codebook named twice is drawn twice as often (reconstructed once)
+        if cb not in done:
+            done[cb] = purify(xtr, cb)
+        versions.append(done[cb])
+    x_all = torch.from_numpy(np.stack(versions)).permute(0, 1, 4, 2, 3).contiguous()  # (V, N, C, H, W)
+    x_train, y_train = x_all[0], torch.from_numpy(ytr)
+    if init:
+        model = models.load(init)
+        if model.net.__class__ is not models.ARCHS[arch]:
+            msg = f"--init {init} is a {model.arch}, not {arch}"
+            raise OptionError(msg)
+        hp["whiten_bias_epochs"], hp["preprocess"] = 0, model.preprocess_name
+        model.train()
+    else:
+        kw = {"num_classes": len(classes), **({"in_ch": xtr.shape[-1]} if arch in ("airnet", "resnet20") else {}), **(arch_kw or {})}
+        model = models.Classifier(arch, hp["preprocess"], **kw)
+        if arch == "airnet":
+            with torch.no_grad():
+                model.net.init_whitening(model.pre(models.to_tensor(x_train[:5000].permute(0, 2, 3, 1))))
+    opt = _optimizer(model, hp)
+    n, bs = len(x_train), hp["batch"]
+    total = max(1, int(epochs * math.ceil(n / bs)))
+    sched = triangle(total)
+    flips = torch.rand(n, generator=gen) < 0.5
+    whiten_bias = getattr(model.net, "whiten", None)
+    hp["lookahead"] = lookahead
+    look = Lookahead(model) if lookahead else None
+    alpha = 0.95 ** 5 * (np.arange(total + 1) / max(total, 1)) ** 3
+    step, t_train = 0, time.time()
+    model.train()
+    bar = tqdm(total=total, desc="train", unit="step", disable=not progress, file=sys.stderr)
+    for epoch in range(math.ceil(epochs)):
+        if whiten_bias is not None:
+            whiten_bias.bias.requires_grad_(epoch < hp["whiten_bias_epochs"])
+        perm = torch.randperm(n, generator=gen)
+        if hp["flip"] and epoch > 0:
+            flips = ~flips  # airbench's alternating flip: every image is seen both ways in consecutive epochs
+        correct, seen, loss_sum = 0, 0, 0.0
+        for i in range(0, n, bs):
+            if step >= total:
+                break
+            idx = perm[i:i + bs]
+            xv = x_train[idx] if len(x_all) == 1 else x_all[torch.randint(len(x_all), (len(idx),), generator=gen), idx]
+            xb = augment(xv, hp["translate"], flips[idx] if hp["flip"] else None, gen).float().div_(255.0)
+            logits = model(xb)
+            loss = F.cross_entropy(logits, y_train[idx], label_smoothing=hp["smoothing"],
+                                   reduction="sum" if hp["airbench"] else "mean")
+            for g in opt.param_groups:
+                g["lr"] = g["base_lr"] * sched[step]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            if look is not None and step % 5 == 0:
+                look.update(model, float(alpha[step]))
+            correct += int((logits.argmax(1) == y_train[idx]).sum())
+            seen += len(idx)
+            loss_sum += float(loss.detach()) * (1 if hp["airbench"] else len(idx))
+            bar.update(1)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / seen:.3f}", train_acc=f"{100 * correct / seen:.1f}%")
+    bar.close()
+    if look is not None:
+        look.update(model, 1.0)  # end on the averaged weights
+    train_s = time.time() - t_train
+    model.eval()
+    acc = {"clean": float((models.predict(model, xte, 500) == yte).mean() * 100)}
+    for cb in dict.fromkeys(on_reconstructions):
+        acc[f"reconstructed {cb}"] = float((models.predict(model, purify(xte, cb), 500) == yte).mean() * 100)
+    held = str(test) if test is not None else f"{len(xte)} images held out of {train} (stratified, seed {seed})"
+    meta = {"train": str(train), "test": held, "classes": classes, "n_train": n, "n_test": len(xte),
+            "test_accuracy": acc, "recipe": hp, "arch": arch, "epochs": epochs, "init": init,
+            "on_reconstructions": list(on_reconstructions), "mix_clean": mix_clean, "seed": seed, "command": command,
+            "git_commit": _git_commit(), "train_seconds": round(train_s), "total_seconds": round(time.time() - t0),
+            "torch": str(torch.__version__)}
+    models.save(model, out, meta)
+    atomic_write(out.with_suffix(".md"), card(out.stem, model, meta, threads).encode())
+    return meta
+
+
+def card(name: str, model: models.Classifier, meta: dict[str, Any], threads: int) -> str:
+    """The Markdown card written beside the weights."""
+    ver = meta["on_reconstructions"]
+    data = f"`{meta['train']}` ({meta['n_train']} images, {len(meta['classes'])} classes: {', '.join(meta['classes'][:12])}"
+    data += ", ..." if len(meta["classes"]) > 12 else ""
+    data += ")"
+    if ver:
+        data += ("; each image at each step drawn from " + ", ".join(
+            (["clean" + (f" (x{meta['mix_clean']})" if meta["mix_clean"] > 1 else "")] if meta["mix_clean"] else [])
+            + [f"reconstructed with `{b}`" + (f" (x{ver.count(b)})" if ver.count(b) > 1 else "") for b in dict.fromkeys(ver)]))
+    if meta["init"]:
+        data += f"; fine-tuned from `{meta['init']}`"
+    lines = [f"# {name}", "",
+             f"- Architecture: `{meta['arch']}` ({sum(p.numel() for p in model.net.parameters()):,} parameters), "
+             f"preprocessing `{model.preprocess_name}` inside the model; input [0,1] NCHW floats, output logits.",
+             f"- Data: {data}.",
+             f"- Recipe: {json.dumps(meta['recipe'])}; {meta['epochs']} epochs, seed {meta['seed']}, "
+             f"{meta['train_seconds'] / 60:.1f} min on {threads} CPU threads (torch {meta['torch']}).",
+             f"- Command: `{meta['command']}` (git {meta['git_commit'][:10]})",
+             f"- Accuracy on {meta['test']} ({meta['n_test']} images, never trained on): "
+             + ", ".join(f"{k}: **{v:.2f}%**" for k, v in meta["test_accuracy"].items()), ""]
+    return "\n".join(lines)
