@@ -66,3 +66,23 @@ def test_seed_chain_matches_plain_model(cifar_test_tar) -> None:
     assert r["results"]["top1"][0] == pytest.approx(plain)
     assert r["results"]["k"] == [None, 128]
     assert r["results"]["top1"][1] < r["results"]["top1"][0]  # K=128 loses accuracy, as in the seed's table
+
+
+def test_eval_table_and_plot_labels_tell_codebooks_apart() -> None:
+    """Settings are never cut; codebooks of different data, geometry or entropy model get their own curve (issue 19 item 5)."""
+    from symcodec.bench.evaluate import summary
+    from symcodec.bench.plots import _family, _label, wilson
+
+    fams = {s: _family("sym", s) for s in ("cifar10-ycc420-k512-ppm", "cifar10-ycc420-k512", "cifar10-2x2-k256",
+                                           "cifar10-2x2-k2048-ppm", "mnist-2x2-k256", "q70", "photo-dct@50")}
+    assert len(set(fams.values())) == len(fams), fams
+    assert fams["cifar10-2x2-k2048-ppm"] == "sym cifar10 2x2, model 3" and fams["cifar10-ycc420-k512"].endswith("model 2")
+    assert _label("sym", "mnist-2x2-k256") == "K=256" and _label("sym", "photo-dct@50") == "photo-dct q50"
+    lo, hi = wilson(0.9, 1000)
+    assert 0.875 < lo < 0.9 < hi < 0.92
+    r = {k: [None, None] for k in METRICS}
+    r.update(codec=["source", "sym"], setting=["test.tar", "cifar10-ycc420-k512-ppm"], bytes=[921.0, 348.0], bpp=[7.2, 2.7],
+             ratio_source=[1.0, 2.6], ratio_raw=[3.3, 8.8], top1=[90.0, 89.0], top1_delta=[0.0, -1.0])
+    r["top1@some-other-model"], r["top1_delta@some-other-model"] = [88.0, 87.0], [0.0, -1.0]
+    text = summary({"results": r})
+    assert "cifar10-ycc420-k512-ppm " in text and "top1@some-other-model" in text.splitlines()[0]

@@ -211,18 +211,20 @@ def summary(result: dict[str, Any]) -> str:
     """A plain-text table of the result, one row per codec setting."""
     r = result["results"]
     extra = [k for k in r if k.startswith("top1@")]
-    head = f"{'codec':<7}{'setting':<22}{'bytes':>8}{'bpp':>7}{'x src':>7}{'x raw':>7}{'PSNR':>7}{'top1':>7}{'delta':>7}"
-    head += "".join(f"{k:>16}" for k in extra) + f"{'enc ms':>8}{'dec ms':>8}"
+    sw = max([8, *(len(str(v)) for v in r["setting"])]) + 2  # settings are never cut (cifar10-ycc420-k512-ppm is not ...-k512)
+    ew = [max(10, len(k) + 2) for k in extra]
+    head = f"{'codec':<7}{'setting':<{sw}}{'bytes':>8}{'bpp':>7}{'x src':>7}{'x raw':>7}{'PSNR':>7}{'top1':>7}{'delta':>7}"
+    head += "".join(f"{k:>{w}}" for k, w in zip(extra, ew)) + f"{'enc ms':>8}{'dec ms':>8}"
     lines = [head]
 
     def f(v: Any, fmt: str) -> str:
         return format(v, fmt) if v is not None else "-"
 
     for i in range(len(r["codec"])):
-        line = (f"{r['codec'][i]:<7}{str(r['setting'][i])[:21]:<22}{r['bytes'][i]:>8.1f}{r['bpp'][i]:>7.3f}"
+        line = (f"{r['codec'][i]:<7}{str(r['setting'][i]):<{sw}}{r['bytes'][i]:>8.1f}{r['bpp'][i]:>7.3f}"
                 f"{r['ratio_source'][i]:>7.2f}{r['ratio_raw'][i]:>7.2f}{f(r['psnr'][i], '.2f'):>7}{r['top1'][i]:>7.2f}"
                 f"{r['top1_delta'][i]:>+7.2f}")
-        line += "".join(f"{r[k][i]:>16.2f}" for k in extra)
+        line += "".join(f"{r[k][i]:>{w}.2f}" for k, w in zip(extra, ew))
         line += f"{f(r['encode_ms'][i], '.3f'):>8}{f(r['decode_ms'][i], '.3f'):>8}"
         lines.append(line)
     return "\n".join(lines)
