@@ -54,3 +54,18 @@ def test_count_samples_from_headers_only(cifar_test_tar, mnist_test_images, tmp_
     assert sources.count_samples(tmp_path / "w.tar.gz") is None
     (tmp_path / "bad.tar").write_bytes(b"x" * 1024)
     assert sources.count_samples(tmp_path / "bad.tar") is None
+
+
+def test_folder_labels_from_cls_sidecars(tmp_path):
+    """A folder `convert` wrote from an idx or WebDataset source keeps its labels in NAME.cls files."""
+    buf = io.BytesIO()
+    Image.new("L", (4, 4)).save(buf, "PNG")
+    (tmp_path / "t10k").mkdir()
+    for i, lab in enumerate(["7", "2", "12"]):
+        (tmp_path / "t10k" / f"{i:05d}.png").write_bytes(buf.getvalue())
+        (tmp_path / "t10k" / f"{i:05d}.cls").write_text(lab + "\n")
+    (tmp_path / "t10k" / "00009.png").write_bytes(buf.getvalue())  # no sidecar: the folder name
+    assert [s.label for s in sources.iter_samples(tmp_path)] == ["7", "2", "12", "t10k"]
+    (tmp_path / "t10k" / "00009.png").unlink()
+    x, y, classes = sources.load_arrays(tmp_path)
+    assert y.tolist() == [7, 2, 12] and classes == [str(c) for c in range(13)]  # numbers are class indices, not sorted strings

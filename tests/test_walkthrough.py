@@ -62,3 +62,5 @@ def test_the_readme_walkthrough_runs_end_to_end(tmp_path):
     sym = res["codec"].index("sym")
     assert res["top1"][0] > 70 and res["top1"][sym] > 60 and res["bpp"][sym] < 4, res  # 3 classes: chance is 33%
     assert (tmp_path / "eval.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    back = json.loads((tmp_path / "eval-sym.json").read_text())["results"]  # the converted files, labels from .cls
+    assert back["codec"][0] == "source" and back["top1"][0] == res["top1"][sym]

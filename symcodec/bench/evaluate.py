@@ -62,11 +62,14 @@ def load_dataset(src: str | os.PathLike[str], limit: int | None = None) -> tuple
         msg = f"{src}: images differ in size; eval needs equal-sized images"
         raise DatasetError(msg)
     labs = [s.label for s in samples]
-    if isinstance(labs[0], (int, np.integer)):
-        y = np.asarray(labs, np.int64)
+    if all(isinstance(lab, (int, np.integer)) or str(lab).isdigit() for lab in labs):
+        y = np.asarray([int(lab) for lab in labs], np.int64)  # numbers are class indices (idx files, their .cls sidecars)
     else:
         classes = sorted({str(lab) for lab in labs})
         y = np.asarray([classes.index(str(lab)) for lab in labs], np.int64)
+    if len(np.unique(y)) < 2:
+        msg = f"{src}: every image has the label {labs[0]!r}; eval needs labelled data (class folders, .cls files, idx labels)"
+        raise DatasetError(msg)
     sizes = np.asarray([len(s.data) if s.data is not None else imgs[0].size for s in samples], np.int64)
     return np.stack(imgs), y, sizes
 

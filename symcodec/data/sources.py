@@ -93,13 +93,17 @@ def _label_from_path(rel: PurePosixPath) -> str | None:
 
 
 def _iter_folder(root: Path) -> Iterator[Sample]:
+    """Images in sorted order; the label is a sibling `NAME.cls` file's text (as `convert` writes), else the folder name."""
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
+        names = set(filenames)
         for fn in sorted(filenames):
             if fn.lower().endswith(IMAGE_EXT):
                 full = Path(dirpath) / fn
                 rel = PurePosixPath(full.relative_to(root).as_posix())
-                yield Sample(str(rel), _label_from_path(rel), full.read_bytes())
+                cls = os.path.splitext(fn)[0] + ".cls"
+                label = (Path(dirpath) / cls).read_bytes()[:256].decode("utf-8", "replace").strip() if cls in names else None
+                yield Sample(str(rel), label if label is not None else _label_from_path(rel), full.read_bytes())
 
 
 def _iter_tar(path: Path) -> Iterator[Sample]:
@@ -222,11 +226,17 @@ def load_arrays(src: str | os.PathLike[str], limit: int | None = None) -> tuple[
     if not imgs:
         msg = f"no images in {src}"
         raise DatasetError(msg)
-    if isinstance(labs[0], (int, np.integer)):
-        classes = [str(c) for c in range(int(max(labs)) + 1)]
-        y = np.asarray(labs, np.int64)
+    if any(lab is None for lab in labs):
+        msg = f"{src}: some images have no label (class folders, WebDataset .cls members or an idx labels file give them)"
+        raise DatasetError(msg)
+    if all(isinstance(lab, (int, np.integer)) or str(lab).isdigit() for lab in labs):
+        y = np.asarray([int(lab) for lab in labs], np.int64)  # numbers are class indices
+        classes = [str(c) for c in range(int(y.max()) + 1)]
     else:
         classes = sorted({str(lab) for lab in labs})
         idx = {c: i for i, c in enumerate(classes)}
         y = np.asarray([idx[str(lab)] for lab in labs], np.int64)
+    if len({a.shape for a in imgs}) != 1:
+        msg = f"{src}: images differ in size ({', '.join(sorted({'x'.join(map(str, a.shape[:2])) for a in imgs})[:4])}); resize them first"
+        raise DatasetError(msg)
     return np.stack(imgs), y, classes
