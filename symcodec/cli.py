@@ -17,12 +17,16 @@ from .codebook.seed import import_faiss_index
 from .codec.files import decode_file, describe, encode_file
 from .data.convert import convert as run_convert
 from .errors import SymcodecError, SymcodecWarning
+from .jit import cache_is_warm
 from .stream.net import receive as run_receive
 from .stream.net import send as run_send
 from .stream.receiver import MAX_PENDING, MAX_PIXELS, MAX_SENDER_BYTES
 from .train.kmeans import train_codebook as run_train, train_ycc420
 from .train.ppm import train_context as run_train_context
 from .version import __version__
+
+
+_COMPILES = {"encode", "decode", "convert", "eval", "send", "receive", "train-codebook", "train-context", "train-classifier", "attack"}
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
@@ -41,6 +45,10 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         warnings.showwarning = _one_line_warning
+        pa = ctx._protected_args if hasattr(ctx, "_protected_args") else ctx.protected_args  # the subcommand's name, before it runs
+        sub = next(iter(pa or ctx.args), None)
+        if sub in _COMPILES and not cache_is_warm():
+            click.echo("symcodec: first use on this machine: compiling the codec's kernels (about 20 s, once)", err=True)
         try:
             return super().invoke(ctx)
         except (SymcodecError, OSError) as exc:

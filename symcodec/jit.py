@@ -10,6 +10,26 @@ from numba.extending import intrinsic
 JIT = {"cache": True, "nogil": True, "boundscheck": False}
 
 
+def cache_is_warm() -> bool:
+    """Whether numba has cached compiled kernels of this package on disk (else the first call compiles, ~20 s)."""
+    import os
+    from pathlib import Path
+
+    from numba.core import config
+
+    if config.CACHE_DIR:  # numba then caches only there
+        roots = [Path(config.CACHE_DIR)]
+    else:  # beside the sources, or a user folder when they are read-only
+        roots = [Path(__file__).resolve().parent, Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "numba"]
+    for root in roots:
+        try:
+            if next(root.rglob("*.nbi"), None) is not None:
+                return True
+        except OSError:
+            continue
+    return False
+
+
 @intrinsic
 def prefetch(typingctx, addr):  # pragma: no cover - compiled
     """Prefetch the cache line at a byte address (LLVM's llvm.prefetch: read, high locality, data).

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_write
+from ..codebook import registry
 
 STYLE = {"jpeg": ("tab:blue", "s", "--"), "webp": ("tab:green", "^", "--"), "avif": ("tab:brown", "v", "--"),
          "jxl": ("tab:cyan", "X", "--")}
@@ -27,8 +28,6 @@ def _family(codec: str, setting: str) -> str:
     name = setting.partition("@")[0]
     stem = Path(name).stem
     try:
-        from ..codebook import registry
-
         cb = registry.get(name)
         model = "transform" if not hasattr(cb, "centroids") else _MODEL.get(cb.context_chunk[0] if cb.context_chunk else None, "?")
         geometry = "8x8 DCT" if model == "transform" else ("ycc420" if cb.colour == 1 else f"{cb.patch}x{cb.patch}")
