@@ -167,7 +167,7 @@ def test_classify_on_arrival_with_manifest_labels(jpegs, tmp_path):
     for item in rep["items"]:
         x = torch.from_numpy(np.array(Image.open(item["path"]))).permute(2, 0, 1)[None].float() / 255
         pred = int(model(x).argmax(1))
-        assert pred == item["pred"]
+        assert pred == item["pred"] and item["pred_class"] == classes[pred] and item["label"] in classes
         correct += pred == truth[item["name"][-5:]]
     acc = rep["accuracy"]
     assert acc["labelled"] == acc["classified"] == 8 and acc["correct"] == correct
@@ -218,3 +218,33 @@ def test_tcp_send_receive(jpegs, tmp_path):
     for item in rep["items"]:
         ref = symcodec.purify(np.asarray(Image.open(jpegs / f"{int(item['name'][-5:]):02d}.jpg")), cb)
         np.testing.assert_array_equal(np.asarray(Image.open(item["path"])), ref)
+
+
+def test_tcp_receiver_stops_when_senders_hang_up_and_reports_names(jpegs, tmp_path, capfd):
+    """Issue 19 item 8: no waiting out --timeout after the last TCP sender closed; the report has the sender's
+    names and labels, packet times, and one stderr line per image when stderr is not a terminal."""
+    import time
+
+    man = tmp_path / "m.jsonl"
+    ready = threading.Event()
+    box: dict = {}
+
+    def run():
+        box["t0"] = time.monotonic()
+        box["rep"] = net.receive("127.0.0.1:0", tmp_path / "out", tcp=True, timeout=60.0, image_timeout=0.5, status=True,
+                                 ready=lambda a: (box.__setitem__("addr", a), ready.set()), labels=man)
+        box["t1"] = time.monotonic()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    assert ready.wait(20)
+    st = net.send(jpegs, f"127.0.0.1:{box['addr'][1]}", tcp=True, codebook=CB, limit=3, progress=False, manifest=man)
+    t.join(40)
+    assert not t.is_alive() and box["t1"] - box["t0"] < 20  # not the 60 s timeout
+    rep = box["rep"]
+    assert st["images"] == rep["images"] == 3
+    for it in rep["items"]:
+        assert it["key"].endswith(".jpg") and "label" in it and it["last_packet_s"] >= it["first_packet_s"] > 0
+    assert rep["seconds"] > 0
+    err = capfd.readouterr().err
+    assert sum(": " in line and "packets, ok" in line for line in err.splitlines()) == 3

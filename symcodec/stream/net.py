@@ -297,8 +297,10 @@ def receive(listen: str, out: str | os.PathLike[str], tcp: bool = False, timeout
     listener = _Listener(lsock, tcp)
     deframers: dict[Any, pk.Deframer] = {}
     skipped = 0
-    last = time.monotonic()
+    t_start = last = time.monotonic()
     live = status and sys.stderr.isatty()
+    told = 0  # finished images already reported on stderr (one line each when stderr is not a terminal)
+    open_conns, seen_conn = 0, False
     listener.start()
     try:
         if ready is not None:
@@ -307,6 +309,8 @@ def receive(listen: str, out: str | os.PathLike[str], tcp: bool = False, timeout
             now = time.monotonic()
             if expect is not None and len(rx.done) >= expect or 0 < timeout < now - last:
                 break
+            if tcp and seen_conn and not open_conns and not rx.pending and now - last > min(timeout or 2.0, 2.0):
+                break  # every sender has hung up and everything it sent is finished: no need to wait out --timeout
             try:
                 sender, data, t = listener.queue.get(timeout=0.1)
             except queue.Empty:
@@ -316,13 +320,16 @@ def receive(listen: str, out: str | os.PathLike[str], tcp: bool = False, timeout
                 listener.queued -= len(data or b"")
                 if not tcp:
                     last = t
-                    rx.feed(data, t, sender=sender)
+                    rx.feed(data, t - t_start, sender=sender)
                 else:
+                    if sender not in deframers:
+                        open_conns, seen_conn = open_conns + 1, True
                     d = deframers.setdefault(sender, pk.Deframer())
                     if data is None:  # the connection closed: rescan its tail, then forget it
+                        open_conns -= 1
                         for p in d.feed(b"", final=True):
                             rx.counts["packets"] += 1
-                            rx.add(p, t, sender)
+                            rx.add(p, t - t_start, sender)
                         skipped += d.skipped + len(d.buf)
                         rx.counts["invalid"] += d.rejected
                         del deframers[sender]
@@ -331,12 +338,18 @@ def receive(listen: str, out: str | os.PathLike[str], tcp: bool = False, timeout
                         rx.counts["bytes"] += len(data)
                         for p in d.feed(data):
                             rx.counts["packets"] += 1
-                            rx.add(p, t, sender)
+                            rx.add(p, t - t_start, sender)
                         rx.counts["invalid"] += d.rejected
                         d.rejected = 0
-            rx.poll(time.monotonic())
+            rx.poll(time.monotonic() - t_start)
             if live:
                 print("\r" + rx.status(), end="", file=sys.stderr, flush=True)
+            elif status:
+                for r in rx.done[told:]:
+                    state = "ok" if r.ok else (r.error or "nothing decodable")
+                    print(f"{r.name}: {r.received + r.recovered}/{r.packets} packets, {state}"
+                          + (f", class {r.pred_class or r.pred}" if r.pred is not None else ""), file=sys.stderr, flush=True)
+                told = len(rx.done)
     except KeyboardInterrupt:  # Ctrl-C: finish what arrived and write the report
         pass
     finally:
@@ -346,7 +359,8 @@ def receive(listen: str, out: str | os.PathLike[str], tcp: bool = False, timeout
     rx.close()
     if live:
         print("\r" + rx.status(), file=sys.stderr)
-    rx.counts.update(listener.counts, stream_bytes_skipped=skipped, peak_rss_mib=_peak_rss_mib())
+    rx.counts.update(listener.counts, stream_bytes_skipped=skipped, peak_rss_mib=_peak_rss_mib(),
+                     seconds=round(time.monotonic() - t_start, 3))
     if labels is not None:
         try:
             rx.set_labels(read_manifest(labels))

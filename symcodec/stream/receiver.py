@@ -65,6 +65,9 @@ class Delivered:
     pixels: np.ndarray | None = field(default=None, repr=False)
     symbols_array: np.ndarray | None = field(default=None, repr=False)
     pred: int | None = None
+    pred_class: str | None = None  # the model's name for `pred`, when it has class names
+    first_packet_s: float = 0.0  # receiver clock (seconds) at its first packet
+    last_packet_s: float = 0.0  # and at its last
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -94,6 +97,7 @@ class Receiver:
         self.counts = dict(packets=0, bytes=0, accepted=0, invalid=0, duplicate=0, conflicting=0, late=0, refused=0)
         self._cbs: dict[bytes, Codebook] = {}
         self.labels: dict[str, int] = {}
+        self.sources: dict[str, dict[str, Any]] = {}  # name -> the sender's key and label (send --manifest)
 
     # -- input ----------------------------------------------------------------------------
     def feed(self, data: bytes, now: float = 0.0, sender: Any = None) -> pk.Packet | None:
@@ -211,7 +215,8 @@ class Receiver:
             self.finished.popitem(last=False)
         name = f"{key[0]:04x}-{key[1]:05d}"
         kind = pk.FILE if img.first.type == pk.FILE else pk.BAND
-        rec = Delivered(name, kind, img.first.count, len(img.parts) - img.recovered, recovered=img.recovered)
+        rec = Delivered(name, kind, img.first.count, len(img.parts) - img.recovered, recovered=img.recovered,
+                        first_packet_s=round(img.first_seen, 3), last_packet_s=round(img.last_seen, 3))
         try:
             if kind == pk.BAND:
                 self._finish_band(img, rec)
@@ -279,6 +284,8 @@ class Receiver:
         try:
             with torch.no_grad():
                 rec.pred = int(self.classify(x).argmax(1).item())
+            classes = list(getattr(self.classify, "meta", {}).get("classes", []) or [])
+            rec.pred_class = classes[rec.pred] if rec.pred < len(classes) else None
         except RuntimeError as exc:  # e.g. the model does not take this image size
             rec.error = f"classifier: {str(exc).splitlines()[0]}"
 
@@ -287,6 +294,8 @@ class Receiver:
         """True classes from a `send --manifest` file: label strings map through the model's class list
         (meta["classes"]) if it has one, digits map to themselves, else the sorted set of labels is used."""
         items = manifest.get("items", [])
+        for it in items:  # the sender's own names and labels, for the report
+            self.sources[f"{manifest['stream']}-{int(it['image']):05d}"] = {"key": it.get("key"), "label": it.get("label")}
         classes = list(getattr(self.classify, "meta", {}).get("classes", []) or [])
         names = sorted({str(it["label"]) for it in items if it.get("label") is not None})
         for it in items:
@@ -320,7 +329,7 @@ class Receiver:
             "symbols": sym,
             "symbols_received": sum(r.symbols_received for r in d),
             "accuracy": self.accuracy(),
-            "items": [r.as_dict() for r in d],
+            "items": [{**r.as_dict(), **self.sources.get(r.name, {})} for r in d],
         }
 
     def status(self) -> str:
