@@ -101,3 +101,19 @@ def test_codebooks_install_and_remove(tmp_path, monkeypatch):
     bad.write_bytes(b"junk")
     r = CliRunner().invoke(main, ["codebooks", "install", str(bad)])
     assert r.exit_code != 0 and "Traceback" not in r.output
+
+
+def test_first_use_is_announced_and_training_is_quiet(tmp_path, mnist_test_images):
+    """A cold numba cache is detected (the CLI then says it compiles); train-codebook shows a bar with a total and
+    no faiss iteration lines (issue 19 items 6 and 9)."""
+    import os
+    import subprocess
+    import sys
+
+    probe = "from symcodec.jit import cache_is_warm; print(cache_is_warm())"
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "nb")}
+    assert subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True).stdout.strip() == "False"
+    r = subprocess.run([sys.executable, "-m", "symcodec.cli", "train-codebook", str(mnist_test_images), "-k", "16",
+                        "--limit", "300", "-o", str(tmp_path / "k16.symcb")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "/300" in r.stderr and "Iteration" not in r.stderr and "k-means: done" in r.stderr
