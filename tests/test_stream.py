@@ -311,3 +311,34 @@ def test_every_band_covers_every_plane(cifar_images, k):
         order, starts = geo.band_order(len(pkts))
         for b in range(len(pkts)):
             assert set((order[starts[b]:starts[b + 1]] // 256).tolist()) == {0, 1, 2}
+
+
+def test_band_indices_match_the_sorted_band_order():
+    """The receiver's per-band indices (no sort of the whole image) are band_order's slices, for every band."""
+    from symcodec.stream.packets import Geometry
+
+    rng = np.random.default_rng(5)
+    for _ in range(40):
+        w, h = rng.integers(1, 90, 2)
+        mode, patch = int(rng.choice([1, 3])), int(rng.choice([2, 4]))
+        g = Geometry(b"\0" * 8, int(w), int(h), mode, patch, 256, 1)
+        g = Geometry(b"\0" * 8, int(w), int(h), mode, patch, 256, int(rng.integers(1, g.grid[1] + 1)))
+        n = int(rng.integers(1, min(g.units, 40) + 1))
+        order, starts = g.band_order(n)
+        for b in range(n):
+            assert np.array_equal(g.band_indices(n, b), order[starts[b]:starts[b + 1]])
+
+
+def test_max_symbols_is_a_true_bound():
+    """No stream the coder writes holds more symbols than StaticModel.max_symbols says its bytes can (the receiver
+    refuses a band that claims more without decoding it)."""
+    from symcodec.codebook import registry
+
+    rng = np.random.default_rng(2)
+    for name in ("mnist-2x2-k32", "cifar10-2x2-k2048"):
+        m = registry.get(name).static
+        best = int(np.argmax(m.freq))
+        for n in (1, 10, 1000, 20000):
+            for sym in (np.full(n, best), rng.integers(0, m.k, n)):
+                data = m.encode_flat(sym)
+                assert n <= m.max_symbols(len(data))

@@ -15,6 +15,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -43,11 +44,13 @@ def run(seconds: float, rate: float, out: Path) -> dict:
     """One stress run; returns the receiver's report summary and the verdict."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "symcodec.cli", "receive", str(out), "--listen", "127.0.0.1:0",
-                             "--timeout", str(seconds + 30), "--image-timeout", "2", "-c", "cifar10-2x2-k256"],
+                             "--timeout", str(seconds + 30), "--image-timeout", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         line = proc.stderr.readline()
         port = int(line.strip().rsplit(":", 1)[1])
+        log: list[str] = []  # the receiver writes a line per image: drain them, or it blocks on a full pipe
+        threading.Thread(target=lambda: log.extend(proc.stderr), daemon=True).start()
         pkts = flood_packets(int(seconds * rate))
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         t0 = time.monotonic()

@@ -28,6 +28,12 @@ class StaticModel(EntropyModel):
         np.cumsum(self.freq[:-1], out=self.cum[1:])
         self.slot_sym = np.repeat(np.arange(self.k, dtype=np.uint16 if self.k <= 65536 else np.int32), self.freq)
 
+    def max_symbols(self, nbytes: int) -> int:
+        """The most symbols a stream of `nbytes` can hold: each costs at least log2(2^16 / the largest frequency) bits,
+        and rANS spends the information it carries within its 32-bit state (64 bits of slack, 1% more)."""
+        per = float(np.log2(65536.0 / float(self.freq.max())))
+        return int((8 * nbytes + 64) * 1.01 / per) + 1
+
     @classmethod
     def from_bytes(cls, data: bytes, k: int) -> StaticModel:
         """Parse a CNTS payload: K u32 counts, each >= 1."""

@@ -82,24 +82,43 @@ def recover(n: int, bands: dict[int, bytes], parity: dict[int, tuple[int, list[i
     return done
 
 
-def decode_bands(geo: Geometry, n: int, bands: dict[int, bytes], cb: Codebook) -> tuple[np.ndarray, np.ndarray, int]:
-    """Symbols (P,gh,gw), a received-mask, and the count of bands that failed to decode."""
+def decode_bands(geo: Geometry, n: int, bands: dict[int, bytes], cb: Codebook) -> tuple[np.ndarray | None, np.ndarray | None, int]:
+    """Symbols (P,gh,gw), a received-mask (both None if no band decoded), and the count of bands that failed to decode.
+
+    A band that claims more symbols than its bytes can hold (`StaticModel.max_symbols`) fails without being
+    decoded, so the work is bounded by the bytes received, not by the size a packet claims; the image-sized
+    arrays are allocated only once some band decodes.
+    """
     if cb.id[:8] != geo.cb_prefix or cb.k != geo.k or cb.patch != geo.patch:
         raise CodebookError(f"codebook {cb.name or cb.short_id} does not match the stream (prefix {geo.cb_prefix.hex()})")
     shape = (geo.planes, *geo.grid)
-    flat = np.zeros(int(np.prod(shape)), np.int32)
-    got = np.zeros(flat.size, bool)
-    order, starts = geo.band_order(n)
+    flat = got = None
     bad = 0
     for i, payload in bands.items():
-        idx = order[starts[i]:starts[i + 1]]
+        most = cb.static.max_symbols(len(payload))
+        if -(-(geo.units - i) // n) > most or _band_size(geo, n, i) > most:  # segments first: each holds >= 1 symbol
+            bad += 1
+            continue
+        idx = geo.band_indices(n, i)
         try:
-            flat[idx] = cb.static.decode_flat(payload, idx.size)
+            dec = cb.static.decode_flat(payload, idx.size)
         except DecodeError:
             bad += 1
             continue
+        if flat is None:
+            flat, got = np.zeros(int(np.prod(shape)), np.int32), np.zeros(int(np.prod(shape)), bool)
+        flat[idx] = dec
         got[idx] = True
+    if flat is None:  # nothing decoded: no image-sized work at all
+        return None, None, bad
     return flat.reshape(shape), got.reshape(shape), bad
+
+
+def _band_size(geo: Geometry, n: int, b: int) -> int:
+    """Symbols in band b of n, without listing them."""
+    p, (gh, gw), s, ns = geo.planes, geo.grid, geo.seg, geo.nseg
+    us = np.arange(b, geo.units, n, dtype=np.int64)
+    return int(np.minimum(s, gw - ((us // p) % ns) * s).sum())
 
 
 def _nearest_sym(vecs: np.ndarray, cb: Codebook) -> np.ndarray:

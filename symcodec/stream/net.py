@@ -297,7 +297,7 @@ def receive(listen: str, out: str | os.PathLike[str], tcp: bool = False, timeout
     listener = _Listener(lsock, tcp)
     deframers: dict[Any, pk.Deframer] = {}
     skipped = 0
-    t_start = last = time.monotonic()
+    t_start = last = last_poll = time.monotonic()
     live = status and sys.stderr.isatty()
     told = 0  # finished images already reported on stderr (one line each when stderr is not a terminal)
     open_conns, seen_conn = 0, False
@@ -341,7 +341,9 @@ def receive(listen: str, out: str | os.PathLike[str], tcp: bool = False, timeout
                             rx.add(p, t - t_start, sender)
                         rx.counts["invalid"] += d.rejected
                         d.rejected = 0
-            rx.poll(time.monotonic() - t_start)
+            if time.monotonic() - last_poll > 0.05:  # timeouts need no finer grain; a flood must not pay a scan per packet
+                last_poll = time.monotonic()
+                rx.poll(last_poll - t_start)
             if live:
                 print("\r" + rx.status(), end="", file=sys.stderr, flush=True)
             elif status:

@@ -82,6 +82,18 @@ class Geometry:
         u = ((r * ns + col // s) * p + c).ravel().astype(np.int64)
         return u, (col % s).ravel().astype(np.int64)
 
+    def band_indices(self, n: int, b: int) -> np.ndarray:
+        """Flat symbol indices (into (P,gh,gw)) of band b of n, in coding order: `band_order`'s slice for b, in
+        time and memory proportional to the band (a receiver never sorts a whole image a sender only claims)."""
+        p, (gh, gw), s, ns = self.planes, self.grid, self.seg, self.nseg
+        us = np.arange(b, self.units, n, dtype=np.int64)
+        c, row, sg = us % p, (us // p) // ns, (us // p) % ns
+        col0 = sg * s
+        lens = np.minimum(s, gw - col0)
+        base = c * (gh * gw) + row * gw + col0
+        starts = np.cumsum(lens) - lens
+        return np.repeat(base - starts, lens) + np.arange(int(lens.sum()), dtype=np.int64)
+
     def band_order(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Flat symbol indices (into (P,gh,gw)) of all bands concatenated, and each band's start offset."""
         u, within = self._layout

@@ -232,9 +232,10 @@ class Receiver:
         geo = img.first.geometry()
         cb = self._codebook(geo.cb_prefix)
         sym, mask, rec.bad_bands = bands.decode_bands(geo, img.first.count, img.parts, cb)
-        rec.symbols, rec.symbols_received = int(mask.size), int(mask.sum())
-        if not mask.any():
+        rec.symbols = geo.planes * geo.grid[0] * geo.grid[1]
+        if mask is None:  # no band decoded
             return
+        rec.symbols_received = int(mask.sum())
         sym = bands.conceal(sym, mask, cb)
         px = reconstruct(sym, cb, shape=(geo.height, geo.width, geo.planes))
         px = px[:, :, 0] if geo.planes == 1 else px
