@@ -78,7 +78,7 @@ def test_encode_many_equals_encode(cifar_images, photo):
 
 
 def test_fast_tar_reader_matches_tarfile(tmp_path, cifar_test_tar):
-    fast = [(s.key, s.label, s.data) for s in itertools.islice(cv.iter_source(cifar_test_tar), 300)]
+    fast = [(s.key, s.label, s.bytes()) for s in itertools.islice(cv.iter_source(cifar_test_tar), 300)]  # Refs, read
     slow = [(s.key, s.label, s.data) for s in itertools.islice(iter_samples(cifar_test_tar), 300)]
     assert fast == slow
     wds = tmp_path / "wds.tar"  # WebDataset layout and a long (PAX) name
@@ -247,3 +247,35 @@ def test_mnist_source(tmp_path, mnist_test_images):
     assert px.shape == (28, 28)
     raw = read_idx(mnist_test_images)[3]
     assert np.array_equal(px, symcodec.purify(raw, CB))
+
+
+def test_fast_jpeg_path_gives_pillows_pixels(cifar_test_tar, tmp_path):
+    """data.fastjpeg decodes every CIFAR-10 test JPEG exactly as Image.open does, and leaves other files to it."""
+    from PIL import Image
+
+    from symcodec.data import fastjpeg
+
+    n = 0
+    for s in iter_samples(cifar_test_tar):
+        a = fastjpeg.decode(s.data)
+        with Image.open(io.BytesIO(s.data)) as im:
+            assert a is not None and np.array_equal(a, np.asarray(im))
+        n += 1
+    assert n == 10000
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (40, 50, 3), np.uint8)
+    cases = {}
+    for name, kw, arr in (("progressive", {"progressive": True}, x), ("grey", {}, x[:, :, 0]),
+                          ("icc", {"icc_profile": b"\0" * 128}, x), ("big", {}, np.zeros((70, 20, 3), np.uint8)), ("cmyk", None, x)):
+        b = io.BytesIO()
+        im = Image.fromarray(arr)
+        if kw is None:
+            im.convert("CMYK").save(b, "JPEG")
+        else:
+            im.save(b, "JPEG", **kw)
+        cases[name] = b.getvalue()
+    assert np.array_equal(fastjpeg.decode(cases["progressive"]), np.asarray(Image.open(io.BytesIO(cases["progressive"]))))
+    assert np.array_equal(fastjpeg.decode(cases["grey"]), np.asarray(Image.open(io.BytesIO(cases["grey"]))))
+    for name in ("icc", "big", "cmyk"):  # metadata, size, colour transforms: the general path
+        assert fastjpeg.decode(cases[name]) is None, name
+    assert fastjpeg.decode(b"\xff\xd8\xff") is None and fastjpeg.decode(b"") is None and fastjpeg.decode(cases["grey"][:300]) is None

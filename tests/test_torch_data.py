@@ -22,7 +22,7 @@ CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 def sym_tar(tmp_path_factory, cifar_test_tar):
     """120 CIFAR-10 test images, 12 per class (every 83rd of the first 1000 per class), converted to a .sym tar."""
     d = tmp_path_factory.mktemp("td")
-    picks = [s for i, s in enumerate(cv.iter_source(cifar_test_tar)) if i % 1000 < 12]
+    picks = [s for i, s in enumerate(iter_samples(cifar_test_tar)) if i % 1000 < 12]
     import tarfile
 
     src = d / "src.tar"

@@ -27,7 +27,7 @@ from ..codec.choice import check_quality
 from ..errors import DatasetError
 from ..format.sym import SIGNATURE
 from .manifest import Journal, ShardWriter
-from .sources import Sample, count_samples, iter_samples
+from .sources import Sample, count_samples, iter_refs
 from .workers import OUT_EXT, Plan, _init_worker, _work
 
 
@@ -86,19 +86,19 @@ def manifest_path(dst: str | os.PathLike[str]) -> Path:
 
 
 def _infer_to(first: Sample | None) -> str:
-    if first is not None and (first.key.endswith(".sym") or (first.data or b"").startswith(SIGNATURE)):
+    if first is not None and (first.key.endswith(".sym") or (first.bytes() or b"").startswith(SIGNATURE)):
         return "png"
     return "sym"
 
 
 def iter_source(src: str | os.PathLike[str]) -> Iterator[Sample]:
-    """The samples of SRC (`symcodec.sources.iter_samples`: plain tars use the fast reader)."""
-    return iter_samples(src)
+    """The samples of SRC, as `Ref`s to their bytes where it can (plain tars, folders: the workers read them)."""
+    return iter_refs(src)
 
 
 def _chunks(samples: Iterator[Sample], n: int) -> Iterator[list[tuple[str, Any, bytes | None, Any]]]:
     while True:
-        batch = [(s.key, s.label, s.data, s.pixels) for s in itertools.islice(samples, n)]
+        batch = [(s.key, s.label, s.data if s.data is not None else s.ref, s.pixels) for s in itertools.islice(samples, n)]
         if not batch:
             return
         yield batch

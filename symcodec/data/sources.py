@@ -21,22 +21,50 @@ from . import tario
 IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".sym")
 
 
+@dataclass(frozen=True)
+class Ref:
+    """Where a sample's bytes lie: a file, an offset and a length (read later, by whoever converts it)."""
+
+    path: str
+    offset: int
+    size: int
+
+    def read(self) -> bytes:
+        """The bytes, read with one pread (DatasetError if the file changed under us)."""
+        try:
+            with open(self.path, "rb") as f:
+                data = os.pread(f.fileno(), self.size, self.offset)
+        except OSError as exc:
+            msg = f"cannot read {self.path}: {exc}"
+            raise DatasetError(msg) from None
+        if len(data) != self.size:
+            msg = f"{self.path} is shorter than when it was listed"
+            raise DatasetError(msg)
+        return data
+
+
 @dataclass
 class Sample:
-    """One image of a dataset: a stable key (relative path), a label, and encoded bytes or pixels."""
+    """One image of a dataset: a stable key (relative path), a label, and encoded bytes, pixels, or a `Ref` to the bytes."""
 
     key: str
     label: str | int | None
     data: bytes | None = None
     pixels: np.ndarray | None = None
+    ref: Ref | None = None
+
+    def bytes(self) -> bytes | None:
+        """The encoded bytes (read through the `Ref` if that is all there is)."""
+        return self.data if self.data is not None or self.ref is None else self.ref.read()
 
     def array(self) -> np.ndarray:
         """Decoded pixels, (H,W) for grey or (H,W,C)."""
         if self.pixels is not None:
             return self.pixels
-        if (self.data or b"").startswith(SIGNATURE):
-            return decode(self.data or b"")
-        with Image.open(io.BytesIO(self.data or b"")) as im:
+        data = self.bytes() or b""
+        if data.startswith(SIGNATURE):
+            return decode(data)
+        with Image.open(io.BytesIO(data)) as im:
             if im.mode not in ("L", "RGB", "RGBA", "LA"):
                 im = im.convert("RGB")
             return np.asarray(im)
@@ -88,11 +116,37 @@ def count_samples(src: str | os.PathLike[str]) -> int | None:
         return None  # the conversion itself reports what is wrong
 
 
-def _label_from_path(rel: PurePosixPath) -> str | None:
-    return rel.parent.name if rel.parent.name else None
+def iter_refs(src: str | os.PathLike[str]) -> Iterator[Sample]:
+    """`iter_samples` without reading the images: the same keys, labels and order, each with a `Ref` to its bytes.
+
+    For plain tars and folders (a converter's workers then read the bytes themselves); other sources (MNIST idx,
+    compressed tars) come as `iter_samples` gives them.
+    """
+    p = Path(src)
+    k = kind(p)
+    if k == "tar" and tario.is_plain_tar(p):
+
+        def members() -> Iterator[tuple[str, bytes | Ref]]:
+            with open(p, "rb") as fp:
+                for m, _ in tario.iter_members(fp, str(p), with_data=False):
+                    if m.name.endswith(".cls"):
+                        yield m.name, os.pread(fp.fileno(), min(m.size, 256), m.offset)
+                    else:
+                        yield m.name, Ref(str(p), m.offset, m.size)
+
+        return _pair_cls(members())
+    if k == "folder":
+        return _iter_folder(p, lazy=True)
+    return iter_samples(p)
 
 
-def _iter_folder(root: Path) -> Iterator[Sample]:
+def _label_from_path(rel: PurePosixPath | str) -> str | None:
+    """The parent folder's name, as PurePosixPath(rel).parent.name gives it (None at the top), without building one."""
+    parts = [x for x in str(rel).split("/") if x and x != "."]  # PurePosixPath drops empty and '.' parts, keeps '..'
+    return parts[-2] if len(parts) >= 2 else None
+
+
+def _iter_folder(root: Path, lazy: bool = False) -> Iterator[Sample]:
     """Images in sorted order; the label is a sibling `NAME.cls` file's text (as `convert` writes), else the folder name."""
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
@@ -103,7 +157,11 @@ def _iter_folder(root: Path) -> Iterator[Sample]:
                 rel = PurePosixPath(full.relative_to(root).as_posix())
                 cls = os.path.splitext(fn)[0] + ".cls"
                 label = (Path(dirpath) / cls).read_bytes()[:256].decode("utf-8", "replace").strip() if cls in names else None
-                yield Sample(str(rel), label if label is not None else _label_from_path(rel), full.read_bytes())
+                label = label if label is not None else _label_from_path(rel)
+                if lazy:
+                    yield Sample(str(rel), label, ref=Ref(str(full), 0, full.stat().st_size))
+                else:
+                    yield Sample(str(rel), label, full.read_bytes())
 
 
 def _iter_tar(path: Path) -> Iterator[Sample]:
@@ -136,14 +194,14 @@ def _tarfile_members(path: Path) -> Iterator[tuple[str, bytes]]:
             raise DatasetError(msg) from None
 
 
-def _pair_cls(members: Iterator[tuple[str, bytes]]) -> Iterator[Sample]:
-    """Image members as samples; labels from the parent folder or a WebDataset `key.cls` member."""
+def _pair_cls(members: Iterator[tuple[str, bytes | Ref]]) -> Iterator[Sample]:
+    """Image members as samples (bytes, or a `Ref` to them); labels from the parent folder or a WebDataset `key.cls` member."""
     pending: dict[str, Sample] = {}
     cls: dict[str, str] = {}
     for name, data in members:
         stem, ext = os.path.splitext(name)
         if ext == ".cls":
-            cls[stem] = data.decode("utf-8", "replace").strip()
+            cls[stem] = bytes(data).decode("utf-8", "replace").strip()  # type: ignore[arg-type]
             if stem in pending:
                 s = pending.pop(stem)
                 s.label = cls.pop(stem)
@@ -151,7 +209,7 @@ def _pair_cls(members: Iterator[tuple[str, bytes]]) -> Iterator[Sample]:
             continue
         if not ext.lower().endswith(IMAGE_EXT):
             continue
-        s = Sample(name, _label_from_path(PurePosixPath(name)), data)
+        s = Sample(name, _label_from_path(name), ref=data) if isinstance(data, Ref) else Sample(name, _label_from_path(name), data)
         if stem in cls:
             s.label = cls.pop(stem)
             yield s

@@ -65,6 +65,7 @@ def _pax_path(data: bytes) -> str | None:
 def iter_members(fp: BinaryIO, path: str = "tar", with_data: bool = True) -> Iterator[tuple[Member, bytes | None]]:
     """Regular files of an uncompressed tar in archive order, with their bytes (or None: seek past)."""
     pos = 0
+    end: int | None = None  # the file's size, when members are listed without their data
     long_name: str | None = None
     while True:
         h = fp.read(BLOCK)
@@ -106,7 +107,12 @@ def iter_members(fp: BinaryIO, path: str = "tar", with_data: bool = True) -> Ite
                 raise DatasetError(msg)
             yield Member(name, data_at, size), raw[:size]
         else:
-            fp.seek(padded, os.SEEK_CUR)
+            if end is None:
+                end = fp.seek(0, os.SEEK_END)
+            if data_at + padded > end:
+                msg = f"tar archive {path} is truncated in member {name}"
+                raise DatasetError(msg)
+            fp.seek(data_at + padded)
             yield Member(name, data_at, size), None
 
 

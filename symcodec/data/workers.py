@@ -20,12 +20,13 @@ from PIL import Image, UnidentifiedImageError
 
 from ..codebook import registry
 from ..codebook.codebook import Codebook, TransformCodebook
-from ..codec.choice import choose, jpeg_tables, transform_steps
+from ..codec.choice import SMALL_SIDE, choose, jpeg_tables, transform_steps
 from ..codec.decoder import decode, read
 from ..codec.encoder import encoder_for
 from ..codec.image import samples
 from ..errors import DatasetError, ModeConversionWarning
-from . import tario
+from . import fastjpeg, tario
+from .sources import Ref
 
 OUT_EXT = {"sym": ".sym", "png": ".png", "jpeg": ".jpg"}
 _SRC_EXT = re.compile(r"\.(jpe?g|png|bmp|gif|webp|tiff?|ppm|pgm|sym)$", re.IGNORECASE)
@@ -123,6 +124,10 @@ Image_ = tuple[np.ndarray, str, dict[str, bytes], Any]  # samples, mode, metadat
 def _samples(data: bytes | None, pixels: Any) -> Image_:
     if pixels is not None:
         return (*samples(pixels), None)
+    if not isinstance(_W.get("cb"), TransformCodebook):  # a small image's JPEG tables matter only to a transform codebook
+        a = fastjpeg.decode(data or b"", SMALL_SIDE)
+        if a is not None:
+            return (*samples(a), None)
     with warnings.catch_warnings():  # over Image.MAX_IMAGE_PIXELS Pillow only warns: a source image that big is refused
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(io.BytesIO(data or b"")) as im:
@@ -183,12 +188,29 @@ def _err(exc: BaseException) -> str:
     return (f"{type(exc).__name__}: {exc}".splitlines() or [""])[0]
 
 
-def _work(items: list[tuple[str, Any, bytes | None, Any]]) -> list[tuple[str, int, int, bytes | None, str | None]]:
-    """Convert a chunk: (key, label, data, pixels) -> (name, src_bytes, out_bytes, tar bytes | None, error)."""
+def _resolve(items: list[tuple[str, Any, Any, Any]]) -> tuple[list[tuple[str, Any, bytes | None, Any]], dict[int, str]]:
+    """Items with every `Ref` in the data slot read (the worker reads its own bytes); errors of unreadable ones by index."""
+    out, bad = [], {}
+    for i, (key, label, data, pixels) in enumerate(items):
+        if isinstance(data, Ref):
+            try:
+                data = data.read()
+            except DatasetError as exc:
+                bad[i], data = _err(exc), b""
+        out.append((key, label, data, pixels))
+    return out, bad
+
+
+def _work(items: list[tuple[str, Any, Any, Any]]) -> list[tuple[str, int, int, bytes | None, str | None]]:
+    """Convert a chunk: (key, label, data or a Ref to it, pixels) -> (name, src_bytes, out_bytes, tar bytes | None, error)."""
     plan: Plan = _W["plan"]
     ext = OUT_EXT[plan.to]
     out = []
-    for (key, label, data, pixels), (blob, err) in zip(items, _convert(items)):
+    items, unreadable = _resolve(items)
+    converted = _convert(items)
+    for i, err in unreadable.items():
+        converted[i] = (None, err)
+    for (key, label, data, pixels), (blob, err) in zip(items, converted):
         src_n = len(data) if data is not None else int(pixels.nbytes)
         try:
             name = out_name(key, plan.to)
