@@ -11,12 +11,12 @@ help:  ## list targets
 
 $(VENV)/.installed: setup.py Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[train,torch,eval,test]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[train,torch,eval,ray,test]'
 	# torchattacks pins requests~=2.25 and torchvision; its code needs only torch, numpy, scipy (from eval): no deps
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps torchattacks==3.5.1
 	touch $@
 
-install: $(VENV)/.installed  ## create .venv and install symcodec with every extra (train, torch, eval, test)
+install: $(VENV)/.installed  ## create .venv and install symcodec with every extra (train, torch, eval, ray, test)
 
 DEMO   ?= demo-out
 CIFAR  ?= ../shared/datasets/cifar10-jpeg/test.tar

@@ -4,7 +4,8 @@ The codec itself (encode, decode, the Pillow plugin, the CLI) needs numpy, numba
 tqdm for the command line. Extras: [train] faiss-cpu (k-means), [torch] torch (datasets, classifiers,
 robustness), [eval] scikit-image, matplotlib, scipy, bjontegaard (BD-rate), pytorch-msssim (MS-SSIM),
 pillow-jxl-plugin (JPEG XL baseline) (the eval harness; torchattacks 3.5.1 is installed by
-the Makefile with --no-deps, as its metadata pins torchvision and requests 2.25), [test] pytest, hypothesis,
+the Makefile with --no-deps, as its metadata pins torchvision and requests 2.25), [ray] Ray Data (`convert
+--engine ray`, `symcodec.data.ray.read_sym`), [test] pytest, hypothesis,
 constriction (an independent ANS coder the tests check code lengths against) and atheris (coverage-guided
 fuzzing, tools/fuzz.py).
 """
@@ -29,6 +30,7 @@ setup(
         "torch": ["torch==2.13.0"],
         "eval": ["scikit-image==0.26.0", "matplotlib==3.11.2", "scipy==1.17.1", "bjontegaard==1.3.0",
                  "pytorch-msssim==1.0.0", "pillow-jxl-plugin==1.3.8"],
+        "ray": ["ray[data]==2.60.0"],
         "test": ["pytest==9.2.0", "hypothesis==6.170.15", "constriction==0.5.0", "atheris==3.0.0"],
     },
     entry_points={"console_scripts": ["symcodec=symcodec.cli:main"]},

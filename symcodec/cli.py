@@ -247,13 +247,16 @@ def receive(out: str, listen: str, tcp: bool, classify: str | None, timeout: flo
 @click.option("--embed", is_flag=True, help="Embed the codebook in every .sym file.")
 @click.option("-j", "--workers", default=None, type=int, help="Worker processes (0: in this process).  [default: CPU count]")
 @click.option("--shard-size", default=None, type=int, help="Images per tar shard; DST must be a pattern like out-%05d.tar.  [default: 10000 with a pattern]")
-@click.option("--chunk", default=256, show_default=True, help="Images per worker task.")
+@click.option("--chunk", default=None, type=int, help="Images per worker task.  [default: 256; 1024 with --engine ray]")
 @click.option("--limit", default=None, type=int, help="Convert only the first N images of SRC.")
 @click.option("-q", "--quality", default=None, type=int, help="1..100: the .sym quality ladder (--to sym), or the JPEG quality (--to jpeg, default 95).")
 @click.option("--manifest", default=None, type=click.Path(dir_okay=False), help="Manifest/journal path.  [default: DST/manifest.jsonl, or NAME.manifest.jsonl beside a tar]")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: a process pool on this machine; ray: Ray Data actors on a Ray cluster (the [ray] extra).")
+@click.option("--address", default=None, help="--engine ray: the cluster (auto, or HOST:PORT of `ray start --head`).  [default: RAY_ADDRESS, else a local Ray]")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def convert(src: str, dst: str, to: str | None, codebook: str | None, embed: bool, workers: int | None, shard_size: int | None,
-            chunk: int, limit: int | None, quality: int, manifest: str | None, as_json: bool) -> None:
+            chunk: int | None, limit: int | None, quality: int, manifest: str | None, engine: str, address: str | None, as_json: bool) -> None:
     """Convert a dataset (image folder, tar, WebDataset tar, MNIST idx) to .sym files or tar shards, or back.
 
     \b
@@ -262,9 +265,12 @@ def convert(src: str, dst: str, to: str | None, codebook: str | None, embed: boo
       symcodec convert cifar10-jpeg/test.tar test-sym.tar -j 2
       symcodec convert imgs/ sym-%05d.tar --shard-size 5000
       symcodec convert test-sym.tar pngs/ --to png
+      symcodec convert /nfs/photos /nfs/out/photos-%05d.tar --engine ray --address auto
     """
+    if address is not None and engine != "ray":
+        raise click.UsageError("--address needs --engine ray")
     s = run_convert(src, dst, to=to, codebook=codebook, embed_codebook=embed, quality=quality, workers=workers, chunk=chunk,
-            shard_size=shard_size, limit=limit, manifest=manifest)
+            shard_size=shard_size, limit=limit, manifest=manifest, engine=engine, address=address)
     click.echo(json.dumps(s.as_dict(), indent=2) if as_json else s.text())
     if s.total_failures:
         sys.exit(1)

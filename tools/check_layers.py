@@ -29,7 +29,7 @@ LAYERS = [
     ["symcodec.bench"],
     ["symcodec.cli", "symcodec"],
 ]
-HEAVY = {"torch", "faiss", "matplotlib", "skimage", "torchattacks"}
+HEAVY = {"torch", "faiss", "matplotlib", "skimage", "torchattacks", "ray"}
 
 
 def modules(pkg: Path) -> dict[str, Path]:
