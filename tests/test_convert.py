@@ -279,3 +279,15 @@ def test_fast_jpeg_path_gives_pillows_pixels(cifar_test_tar, tmp_path):
     for name in ("icc", "big", "cmyk"):  # metadata, size, colour transforms: the general path
         assert fastjpeg.decode(cases[name]) is None, name
     assert fastjpeg.decode(b"\xff\xd8\xff") is None and fastjpeg.decode(b"") is None and fastjpeg.decode(cases["grey"][:300]) is None
+    # what Pillow refuses, the fast path refuses (found by tools/fuzz.py's jpeg target): truncated data, a marker Pillow
+    # does not know (TEM), a JFIF segment too short for its fields, a quantisation table cut short
+    g = cases["grey"]
+    sos = g.index(b"\xff\xda")
+    refused = {"truncated": g[:-2], "tem": g[:sos] + b"\xff\x01\x00\x04ab" + g[sos:],
+               "short jfif": g[:4] + b"\x00\x07JFIF\x00" + g[4 + (g[4] << 8 | g[5]):],
+               "short dqt": g[:sos] + b"\xff\xdb\x00\x05\x00\x01\x02" + g[sos:]}
+    for name, data in refused.items():
+        with pytest.raises((OSError, SyntaxError)):  # UnidentifiedImageError is an OSError
+            with Image.open(io.BytesIO(data)) as im:
+                im.load()
+        assert fastjpeg.decode(data) is None, name

@@ -94,7 +94,7 @@ def test_mutated_codebooks_raise_only_symcodec_errors(edits, cut):
         pass
 
 
-@pytest.mark.parametrize("target", ["sym", "symcb", "tables", "stream"])
+@pytest.mark.parametrize("target", ["sym", "symcb", "tables", "stream", "jpeg"])
 def test_coverage_guided_fuzzing_finds_nothing(target, tmp_path):
     """libFuzzer through atheris, seeded from formats/vectors: no crash, no hang over 10 s, nothing over 1 GiB."""
     root = Path(__file__).resolve().parents[1]

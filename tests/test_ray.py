@@ -206,3 +206,12 @@ def test_read_sym_refuses_a_path_that_holds_no_sym(tmp_path):
 def test_unknown_engine_is_an_error(tmp_path, cifar_test_tar):
     with pytest.raises(DatasetError, match="unknown engine"):
         convert(cifar_test_tar, tmp_path / "o.tar", engine="spark", progress=False)
+
+
+def test_a_truncated_source_is_one_error_line(cluster, cifar_test_tar, tmp_path):
+    bad = tmp_path / "trunc.tar"
+    bad.write_bytes(cifar_test_tar.read_bytes()[:3_000_000])
+    p = _cli(str(bad), str(tmp_path / "o.tar"), "--engine", "ray", "--address", cluster.address)
+    _, err = p.communicate(timeout=300)
+    lines = [x for x in err.replace("\r", "\n").splitlines() if x.strip() and not x.startswith("convert:")]
+    assert p.returncode == 1 and lines == [f"Error: DatasetError: tar archive {bad} is truncated"], lines

@@ -7,6 +7,8 @@ Targets (default: all):
   tables   the raw tables of CTXM, PPMT and TCTX (deflated by the harness, then parsed), and a code/decode
            of a few symbols with what parses
   stream   a byte stream of packets (formats/stream.md): the deframer, then a Receiver (budget 256x256)
+  jpeg     convert's fast path for small JPEGs (symcodec.data.fastjpeg): it must give None or exactly the
+           pixels Pillow's Image.open + load gives, and never accept what Pillow refuses
 Seeds come from formats/vectors and small files the harness writes. Each target runs in its own process
 with libFuzzer's limits: an input that runs over 10 s is a hang, a process over 1 GiB RSS a memory finding,
 and anything but a `symcodec.errors` exception a crash; findings are saved under the corpus folder's
@@ -30,7 +32,7 @@ import zlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGETS = ("sym", "symcb", "tables", "stream")
+TARGETS = ("sym", "symcb", "tables", "stream", "jpeg")
 RSS_LIMIT_MB = 1024
 TIMEOUT_S = 10
 
@@ -70,6 +72,18 @@ def seeds(target: str) -> list[bytes]:
                 payload = zlib.decompress(payload[4:])
             if tag is not None:
                 out.append(_TAGS[tag] + struct.pack("<H", cb.k) + payload)
+        return out
+    if target == "jpeg":
+        from PIL import Image
+
+        rng = np.random.default_rng(5)
+        x = rng.integers(0, 256, (24, 20, 3), dtype=np.uint8)
+        out = []
+        for arr, kw in ((x, {"quality": 75}), (x, {"quality": 30, "subsampling": 0}), (x[:, :, 0], {}),
+                        (x, {"progressive": True}), (x[:9, :7], {"optimize": True}), (x, {"restart_marker_blocks": 1})):
+            b = io.BytesIO()
+            Image.fromarray(arr).save(b, "JPEG", **kw)
+            out.append(b.getvalue())
         return out
     from symcodec.stream import bands
 
@@ -183,7 +197,24 @@ def harness(target: str):  # noqa: ANN201
             pass
         rx.close()
 
-    return {"sym": sym, "symcb": symcb, "tables": tables, "stream": stream}[target]
+    from symcodec.data import fastjpeg
+
+    def jpeg(data: bytes) -> None:
+        a = fastjpeg.decode(data, 64)
+        if a is None:
+            return
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                im.load()
+                ref = np.asarray(im)
+        except Exception as exc:  # noqa: BLE001 - what Pillow refuses, the fast path must refuse too
+            msg = f"fastjpeg decoded a file Pillow refuses ({type(exc).__name__}: {exc})"
+            raise AssertionError(msg) from None
+        if a.shape != ref.shape or not np.array_equal(a, ref):
+            msg = f"fastjpeg's pixels differ from Pillow's ({a.shape} vs {ref.shape})"
+            raise AssertionError(msg)
+
+    return {"sym": sym, "symcb": symcb, "tables": tables, "stream": stream, "jpeg": jpeg}[target]
 
 
 def _jitted_modules() -> list[str]:

@@ -55,6 +55,14 @@ def _encode_rows(batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
     return {"chunk": list(batch["chunk"]), "out": out}
 
 
+def _quiet_console() -> None:
+    """Ray's console log handlers show only what is fatal (a failure comes back as one DatasetError line); its log files keep all."""
+    for name in ("ray", "ray.data"):
+        for h in logging.getLogger(name).handlers:
+            if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
+                h.setLevel(logging.CRITICAL)
+
+
 def _connect(address: str | None, workers: int | None) -> bool:
     """Join the cluster at `address` (or RAY_ADDRESS), else start a local one; True if this call started it."""
     if ray.is_initialized():
@@ -111,6 +119,7 @@ def run(plan: Plan, work: Work, workers: int | None, address: str | None, collec
             compute=ray.data.ActorPoolStrategy(size=n),  # Ray Data's defaults: actors restart, their tasks retry
         )
         warnings.filterwarnings("ignore", message="The minimum number of concurrent actors", category=UserWarning)  # a short source
+        _quiet_console()
         expect, early = 0, {}  # chunks done ahead of their turn: as many as are in flight
         rows = ds.iter_rows()
         started()
@@ -125,7 +134,7 @@ def run(plan: Plan, work: Work, workers: int | None, address: str | None, collec
             raise DatasetError(msg)
     except ray.exceptions.RayTaskError as exc:
         if isinstance(exc.cause, SymcodecError):  # the listing's own error (a corrupt tar, a changed source)
-            raise type(exc.cause)(str(exc.cause)) from None
+            raise type(exc.cause)((str(exc.cause).splitlines() or [""])[0]) from None  # Ray appends retry advice
         msg = f"the Ray job failed ({type(exc.cause).__name__}: {str(exc.cause).splitlines()[0] if str(exc.cause) else ''}); rerun the same command to resume"
         raise DatasetError(msg) from None
     except ray.exceptions.RayError as exc:
