@@ -109,6 +109,65 @@ def test_targeted_apgd_verdict_is_on_the_rounded_image(model, data) -> None:
     assert _acc(d, adv, y) == 0.0  # a large eps breaks the undefended model, judged on the returned uint8 images
 
 
+def test_apgd_verdict_is_on_the_rounded_image_and_failures_keep_their_perturbation(model, data) -> None:
+    """Issue 20 audit: torchattacks' APGD judged success before uint8 rounding and returned the clean image on failure."""
+    import torchattacks
+
+    from symcodec.robust.lib import apgd
+
+    x, y = _clean_correct(model, *data)
+    d = Defended(VQPurifier(CB), model).eval()  # behind the purifier, at 1/255, some examples survive: both outcomes
+    keep = correct_draws(d, x, y) == 1
+    x, y = x[keep][:8], y[keep][:8]
+    eps = 1 / 255
+    ours = apgd(d, x, y, eps, steps=5, restarts=2)
+    raw = box_uint8(torchattacks.APGD(d, norm="Linf", eps=eps, steps=5, n_restarts=2, seed=0)(x, y), x, eps)
+    fooled = correct_draws(d, ours, y) == 0
+    assert (ours - x).abs().max() <= eps + 1e-6
+    torch.testing.assert_close(ours * 255, torch.round(ours * 255), rtol=0, atol=1e-4)
+    assert fooled.sum() >= (correct_draws(d, raw, y) == 0).sum()  # at least as strong as torchattacks' loop, after rounding
+    assert 0 < fooled.sum() < len(x)
+    moved = (ours - x).flatten(1).abs().amax(1) > 0
+    assert moved[~fooled].all()  # survivors carry the highest-loss iterate, not the clean image
+    assert (raw - x).flatten(1).abs().amax(1)[correct_draws(d, raw, y) == 1].max() == 0  # torchattacks gives them back clean
+    assert _acc(d, apgd(d, x, y, 0.0), y) == 1.0
+
+
+class _Noisy(torch.nn.Module):
+    """A randomized toy classifier: logits (s, -s) with s = d * (mean(x) - 0.5), d the next value of a cycle of draws."""
+
+    randomized = True
+
+    def __init__(self, draws: list[float]) -> None:
+        super().__init__()
+        self.draws, self.calls = draws, []  # calls: (draw index, under autograd)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        i = len(self.calls)
+        self.calls.append((i % len(self.draws), torch.is_grad_enabled()))
+        s = self.draws[i % len(self.draws)] * (x.flatten(1).mean(1) - 0.5)
+        return torch.stack([s, -s], 1)
+
+
+def test_eot_gradient_is_averaged_over_draws() -> None:
+    """Issue 20 audit: one PGD step follows the mean gradient of the eot draws, not the last draw's."""
+    x, y = torch.full((1, 1, 4, 4), 0.6), torch.zeros(1, dtype=torch.long)
+    for draws, sign in (([3.0, -1.0], -1), ([-3.0, 1.0], 1)):  # mean +1: the loss grows as x falls; mean -1: as it rises
+        m = _Noisy(draws)
+        adv = pgd(m, x, y, 8 / 255, steps=1, eot=2, random_start=False, keep="last", early_stop=False)
+        assert torch.sign((adv - x).mean()) == sign
+        assert [g for _, g in m.calls] == [True, True]  # both draws went through autograd in the one step
+
+
+def test_eot_verdict_takes_fresh_draws_after_the_attack_passes() -> None:
+    """The success check runs its own `eot` forward passes without autograd, after the step's gradient passes."""
+    x, y = torch.full((1, 1, 4, 4), 0.505), torch.zeros(1, dtype=torch.long)  # one step of 2/255 crosses 0.5
+    m = _Noisy([1.0, 1.0, 1.0])
+    adv = pgd(m, x, y, 8 / 255, steps=3, eot=3, random_start=False, keep="best")
+    assert [g for _, g in m.calls] == [True] * 6 + [False] * 3  # step 1: 3 passes; step 2: 3 passes fool it, 3 fresh ones confirm
+    assert (m(adv).argmax(1) != y).all()
+
+
 def test_l2_attack_runs_once_per_defense_across_eps(model, data, monkeypatch) -> None:
     import symcodec.robust.runner as rmod
 
@@ -167,6 +226,10 @@ def test_runner_worst_case_and_resume(model, data, tmp_path, monkeypatch) -> Non
         wc = rows[(dn, 8.0, "worst-case")]["accuracy"]
         assert wc <= min(rows[(dn, 8.0, a.label)]["accuracy"] for a in specs)
     assert rows[("none", 8.0, "worst-case")]["accuracy"] == 0.0
+    assert {r["eps_applied_255"] for r in out["rows"]} == {0, 8}
+    from symcodec.robust.runner import _row
+
+    assert _row("d", 0.3, "a", "t", None, 1, np.ones(4, bool), True, 0.0)["eps_applied_255"] == 76  # MNIST 0.3: 76/255
 
     import symcodec.robust.runner as rmod
 

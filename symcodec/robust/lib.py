@@ -25,10 +25,32 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torc
 
 def apgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, loss: str = "ce",
          steps: int = 100, restarts: int = 1, eot: int = 1, seed: int = 0) -> torch.Tensor:
-    """torchattacks.APGD (Croce & Hein 2020 port, automatic step size); eot applies to randomized models."""
-    atk = _ta().APGD(model, norm="Linf", eps=eps, steps=steps, n_restarts=restarts, loss=loss,
-                     eot_iter=eot if is_randomized(model) else 1, seed=seed)
-    return box_uint8(atk(x, y), x, eps)
+    """torchattacks.APGD (Croce & Hein 2020 port, automatic step size), success judged after uint8 rounding.
+
+    torchattacks' own loop decides success on the float iterate and returns the clean image where it fails,
+    so rounding into the eps box could undo a success it counted, and a failure carried no perturbation. As
+    in `apgd_t`, each restart here is one `attack_single_run` on the examples not yet fooled, the verdict is
+    taken on the rounded image (majority over `eot` fresh draws for a randomized model), and an example that
+    is never fooled gets the highest-loss iterate of its last run.
+    """
+    if eps <= 0:
+        return x.clone()
+    rnd = is_randomized(model)
+    draws = eot if rnd else 1
+    atk = _ta().APGD(model, norm="Linf", eps=eps, steps=steps, n_restarts=1, loss=loss, eot_iter=eot if rnd else 1, seed=seed)
+    torch.manual_seed(seed)
+    best = x.clone()
+    alive = ~_fooled(model, x, y, draws)
+    for _ in range(restarts):
+        idx = torch.nonzero(alive)[:, 0]
+        if len(idx) == 0:
+            break
+        xb, acc, _, xadv = atk.attack_single_run(x[idx], y[idx])
+        cand = box_uint8(torch.where((acc == 0).view(-1, 1, 1, 1), xadv, xb).detach(), x[idx], eps)
+        ok = _fooled(model, cand, y[idx], draws)
+        best[idx] = cand
+        alive[idx[ok]] = False
+    return best
 
 
 def apgd_t(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int = 100, restarts: int = 1,

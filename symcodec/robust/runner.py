@@ -304,7 +304,9 @@ def _batched(spec: AttackSpec, model: nn.Module, x: torch.Tensor, y: torch.Tenso
 def _row(defense: str, eps: float, attack: str, threat: str, got: np.ndarray | None, nd: int,
          ok: np.ndarray, standalone: bool, seconds: float) -> dict[str, Any]:
     acc = float(ok.mean())
-    row = {"defense": defense, "eps": eps, "eps_255": round(eps * 255, 3), "attack": attack, "threat_model": threat,
+    row = {"defense": defense, "eps": eps, "eps_255": round(eps * 255, 3),
+           "eps_applied_255": int(math.floor(eps * 255 + 1e-4)),  # the box is snapped inwards to whole pixel values
+           "attack": attack, "threat_model": threat,
            "accuracy": acc, "ci95": 1.96 * math.sqrt(max(acc * (1 - acc), 1e-12) / len(ok)), "n": int(len(ok)),
            "standalone": standalone, "seconds": round(seconds, 1)}
     if got is not None:
