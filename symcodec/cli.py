@@ -145,14 +145,30 @@ def train_codebook(sources: tuple[str, ...], output: str, k: int, patch: str, se
 @click.option("--seed", default=0, show_default=True)
 @click.option("--threads", default=2, show_default=True, help="torch threads.")
 @click.option("--limit", default=None, type=int, help="Use N evenly spaced images of DATASET.")
+@click.option("--adversarial", default=None, help="Adversarial training: fgsm-rs, n-fgsm or pgd-K (K steps).")
+@click.option("--eps", default="0", help="--adversarial: the Linf radius on [0, 1] pixels, e.g. 0.3 or 8/255.")
+@click.option("--eps-warmup", default=0.0, show_default=True, type=float, help="--adversarial: epochs over which eps grows linearly from 0.")
+@click.option("--purify-in-loop", default=None, help="--adversarial: train through this codebook's purifier (straight-through backward).")
+@click.option("--checkpoint", default=None, type=click.Path(dir_okay=False), help="Checkpoint after every epoch; a rerun resumes from it exactly.  [default: OUTPUT.ckpt]")
+@click.option("--stop-after", default=None, type=click.IntRange(1), help="Stop this run after N epochs (checkpointed; rerun to go on).")
 def train_classifier_cmd(dataset: str, output: str, test_set: str | None, arch: str | None, epochs: float | None, init: str | None,
-                         on_reconstructions: str | None, mix_clean: int, seed: int, threads: int, limit: int | None) -> None:
+                         on_reconstructions: str | None, mix_clean: int, seed: int, threads: int, limit: int | None,
+                         adversarial: str | None, eps: str, eps_warmup: float, purify_in_loop: str | None,
+                         checkpoint: str | None, stop_after: int | None) -> None:
     """Train a classifier on a labelled dataset (class folders, tars, WebDataset, MNIST idx); symcodec eval -m OUTPUT uses it."""
     from .train.classifier import train_classifier  # the [torch] extra
 
     meta = train_classifier(dataset, output, test=test_set, arch=arch, epochs=epochs, init=init,
                             on_reconstructions=on_reconstructions.split(",") if on_reconstructions else (), mix_clean=mix_clean,
-                            seed=seed, threads=threads, limit=limit, command="symcodec " + " ".join(sys.argv[1:]))
+                            seed=seed, threads=threads, limit=limit, command="symcodec " + " ".join(sys.argv[1:]),
+                            adversarial=adversarial, eps=eps, eps_warmup=eps_warmup, purify_in_loop=purify_in_loop,
+                            checkpoint=checkpoint or str(Path(output).with_suffix(".ckpt")), stop_after=stop_after)
+    if "stopped" in meta:
+        h = meta["history"][-1] if meta["history"] else {}
+        extra = f", PGD-10 check {h['check_pgd10_acc']:.1f}%" if "check_pgd10_acc" in h else ""
+        click.echo(f"stopped after epoch {meta['stopped']} (train accuracy {h.get('train_acc', 0):.1f}%{extra}); "
+                   f"rerun the same command to resume from {meta['checkpoint']}")
+        return
     acc = ", ".join(f"{k} {v:.2f}%" for k, v in meta["test_accuracy"].items())
     click.echo(f"{output}: {meta['arch']}, {len(meta['classes'])} classes, held-out accuracy {acc} (card: {Path(output).with_suffix('.md')})")
 

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from ..atomic import atomic_write
 from ..classify import models
 from ..codec.symbols import purify
+from . import adversarial as adv
 from ..data.sources import load_arrays
 from ..errors import DatasetError, OptionError
 
@@ -144,11 +145,19 @@ def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str],
                      on_reconstructions: list[str] | tuple[str, ...] = (), mix_clean: int = 0, holdout: float = 0.1,
                      seed: int = 0, threads: int = 2, limit: int | None = None, lr_scale: float = 1.0,
                      lookahead: bool = False, arch_kw: dict[str, Any] | None = None, progress: bool = True,
-                     command: str = "") -> dict[str, Any]:
+                     command: str = "", adversarial: str | None = None, eps: float | str = 0.0, eps_warmup: float = 0.0,
+                     purify_in_loop: str | None = None, checkpoint: str | os.PathLike[str] | None = None,
+                     stop_after: int | None = None, check_images: int | None = None) -> dict[str, Any]:
     """Train (or fine-tune, `init`) a classifier on a labelled dataset; write OUT (.pt) and OUT's card (.md).
 
-    Returns the metadata stored with the weights: data, classes, recipe, held-out accuracy (clean and on
-    each codebook's reconstructions), timings and the command.
+    `adversarial` ('fgsm-rs', 'n-fgsm', 'pgd-K') trains on adversarial batches at `eps` (reached linearly over
+    `eps_warmup` epochs), through the codec's purifier when `purify_in_loop` names a codebook; `check_images`
+    (default: 500, or a tenth of a smaller training set) images split off the training data measure PGD-10 accuracy after every epoch, and a collapse of it to under
+    half its best (catastrophic overfitting) ends training on the best epoch's weights. With `checkpoint`, every
+    epoch ends with a checkpoint that a rerun resumes exactly (weights, optimizer, schedule, generator, epoch);
+    `stop_after` ends this run after that many epochs (resume later). Returns the metadata stored with the
+    weights: data, classes, recipe, held-out accuracy (clean and on each codebook's reconstructions), the
+    per-epoch history, timings and the command; {"stopped": epoch} if the run stopped before the end.
     """
     if not 0 < holdout < 1:
         msg = f"holdout must be a share between 0 and 1, got {holdout}"
@@ -171,6 +180,20 @@ def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str],
     if len(np.unique(ytr)) < 2:
         msg = f"{train}: a classifier needs at least two classes with images"
         raise DatasetError(msg)
+    spec = adv.parse_adversarial(adversarial) if adversarial else None
+    eps = adv.parse_eps(eps)
+    if spec is not None and eps <= 0:
+        msg = "--adversarial needs --eps above 0"
+        raise OptionError(msg)
+    xchk = ychk = None
+    if spec is not None:  # PGD check images: split off the training data, never trained on, not the reported test set
+        check_images = min(500, max(1, len(ytr) // 10)) if check_images is None else check_images
+        if not 0 < check_images < len(ytr) // 2:
+            msg = f"check_images must be from 1 to half the training images ({len(ytr) // 2}), got {check_images}"
+            raise OptionError(msg)
+        keep, chk = _split(ytr, check_images / len(ytr), seed + 1)
+        xchk, ychk = torch.from_numpy(xtr[chk]).permute(0, 3, 1, 2).float().div(255), torch.from_numpy(ytr[chk])
+        xtr, ytr = xtr[keep], ytr[keep]
     arch = arch or (models.load(init).arch if init else default_arch(xtr.shape[1:]))
     if arch not in PRESETS:
         msg = f"unknown architecture {arch!r} (known: {', '.join(sorted(PRESETS))})"
@@ -211,9 +234,27 @@ def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str],
     look = Lookahead(model) if lookahead else None
     alpha = 0.95 ** 5 * (np.arange(total + 1) / max(total, 1)) ** 3
     step, t_train = 0, time.time()
+    pur = adv.StraightThrough(purify_in_loop) if purify_in_loop else None
+    fwd = model if pur is None else (lambda t: model(pur(t)))
+    warm_steps = eps_warmup * math.ceil(n / bs)
+    history: list[dict[str, Any]] = []
+    best: dict[str, Any] = {"pgd": -1.0}
+    settings = {"train": str(train), "test": str(test), "arch": arch, "epochs": epochs, "init": init, "limit": limit,
+                "on_reconstructions": list(on_reconstructions), "mix_clean": mix_clean, "holdout": holdout, "seed": seed,
+                "lr_scale": lr_scale, "lookahead": lookahead, "arch_kw": arch_kw, "adversarial": spec.name if spec else None,
+                "eps": eps, "eps_warmup": eps_warmup, "purify_in_loop": purify_in_loop, "check_images": check_images}
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    first = 0
+    if ckpt is not None and ckpt.exists():
+        first, step, flips, history, best = _resume(ckpt, settings, model, opt, look, gen)
+        if history and "catastrophic_overfitting" in history[-1]:  # that run ended on its best epoch: nothing left
+            first, look = math.ceil(epochs), None
+    t_train -= sum(h.get("seconds", 0) for h in history)
     model.train()
-    bar = tqdm(total=total, desc="train", unit="step", disable=not progress, file=sys.stderr)
-    for epoch in range(math.ceil(epochs)):
+    bar = tqdm(total=total, initial=step, desc="train", unit="step", disable=not progress, file=sys.stderr)
+    stopped = None
+    for epoch in range(first, math.ceil(epochs)):
+        t_epoch = time.time()
         if whiten_bias is not None:
             whiten_bias.bias.requires_grad_(epoch < hp["whiten_bias_epochs"])
         perm = torch.randperm(n, generator=gen)
@@ -226,11 +267,14 @@ def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str],
             idx = perm[i:i + bs]
             xv = x_train[idx] if len(x_all) == 1 else x_all[torch.randint(len(x_all), (len(idx),), generator=gen), idx]
             xb = augment(xv, hp["translate"], flips[idx] if hp["flip"] else None, gen).float().div_(255.0)
-            logits = model(xb)
+            if spec is not None:
+                e = eps * min(1.0, (step + 1) / warm_steps) if warm_steps else eps
+                xb = adv.perturb(fwd, xb, y_train[idx], e, spec, gen)
+            logits = fwd(xb)
             loss = F.cross_entropy(logits, y_train[idx], label_smoothing=hp["smoothing"],
                                    reduction="sum" if hp["airbench"] else "mean")
             for g in opt.param_groups:
-                g["lr"] = g["base_lr"] * sched[step]
+                g["lr"] = g["base_lr"] * float(sched[step])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -242,7 +286,33 @@ def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str],
             loss_sum += float(loss.detach()) * (1 if hp["airbench"] else len(idx))
             bar.update(1)
             bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / seen:.3f}", train_acc=f"{100 * correct / seen:.1f}%")
+        rec = {"epoch": epoch + 1, "step": step, "train_loss": loss_sum / max(seen, 1), "train_acc": 100 * correct / max(seen, 1)}
+        if spec is not None:
+            model.eval()
+            rec["check_pgd10_acc"] = 100 * adv.check(fwd, xchk, ychk, eps, torch.Generator().manual_seed(seed + epoch))
+            with torch.no_grad():
+                rec["check_clean_acc"] = 100 * float((fwd(xchk).argmax(1) == ychk).float().mean())
+            model.train()
+            if rec["check_pgd10_acc"] > best["pgd"]:
+                best = {"pgd": rec["check_pgd10_acc"], "epoch": epoch + 1,
+                        "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+        rec["seconds"] = round(time.time() - t_epoch, 1)
+        history.append(rec)
+        collapsed = spec is not None and best["pgd"] >= 10 and rec["check_pgd10_acc"] < best["pgd"] / 2
+        if collapsed:  # catastrophic overfitting: back to the best epoch, and stop
+            model.load_state_dict(best["state"])
+            look = None  # the running average belongs to the collapsed weights
+            rec["catastrophic_overfitting"] = f"PGD-10 check {rec['check_pgd10_acc']:.1f}% after {best['pgd']:.1f}%; kept epoch {best['epoch']}"
+        if ckpt is not None:
+            _save_checkpoint(ckpt, settings, epoch + 1, step, model, opt, look, gen, flips, history, best)
+        if collapsed:
+            break
+        if stop_after is not None and epoch + 1 - first >= stop_after and epoch + 1 < math.ceil(epochs) and step < total:
+            stopped = epoch + 1
+            break
     bar.close()
+    if stopped is not None:
+        return {"stopped": stopped, "history": history, "checkpoint": str(ckpt)}
     if look is not None:
         look.update(model, 1.0)  # end on the averaged weights
     train_s = time.time() - t_train
@@ -254,11 +324,53 @@ def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str],
     meta = {"train": str(train), "test": held, "classes": classes, "n_train": n, "n_test": len(xte),
             "test_accuracy": acc, "recipe": hp, "arch": arch, "epochs": epochs, "init": init,
             "on_reconstructions": list(on_reconstructions), "mix_clean": mix_clean, "seed": seed, "command": command,
+            "adversarial": ({"kind": spec.name, "eps": eps, "eps_warmup_epochs": eps_warmup, "purify_in_loop": purify_in_loop,
+                             "check_images": len(ychk), "best_check_epoch": best.get("epoch")} if spec else None),
+            "history": history,
             "git_commit": _git_commit(), "train_seconds": round(train_s), "total_seconds": round(time.time() - t0),
             "torch": str(torch.__version__)}
     models.save(model, out, meta)
     atomic_write(out.with_suffix(".md"), card(out.stem, model, meta, threads).encode())
+    if ckpt is not None and ckpt.exists():
+        ckpt.unlink()  # the run is complete: its result is OUT
     return meta
+
+
+def _save_checkpoint(path: Path, settings: dict[str, Any], epoch: int, step: int, model: torch.nn.Module,
+                     opt: torch.optim.Optimizer, look: Lookahead | None, gen: torch.Generator, flips: torch.Tensor,
+                     history: list[dict[str, Any]], best: dict[str, Any]) -> None:
+    """Everything a rerun needs to continue exactly after `epoch` (temporary name, then rename)."""
+    import io
+
+    state = {"settings": settings, "epoch": epoch, "step": step, "model": model.state_dict(), "opt": opt.state_dict(),
+             "look": look.ema if look is not None else None, "gen": gen.get_state(), "torch_rng": torch.get_rng_state(),
+             "flips": flips, "history": history, "best": best}
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write(path, buf.getvalue())
+
+
+def _resume(path: Path, settings: dict[str, Any], model: torch.nn.Module, opt: torch.optim.Optimizer,
+            look: Lookahead | None, gen: torch.Generator) -> tuple[int, int, torch.Tensor, list[dict[str, Any]], dict[str, Any]]:
+    """Load a checkpoint written with the same settings; return (epochs done, step, flips, history, best)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a checkpoint is a file like any other: refuse it in one line
+        msg = f"cannot read checkpoint {path}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        raise DatasetError(msg) from None
+    want = json.loads(json.dumps(settings))
+    old = json.loads(json.dumps(state.get("settings", {}))) if isinstance(state, dict) else {}
+    if old != want:
+        diff = [k for k in want if old.get(k) != want[k]]
+        msg = f"checkpoint {path} was written by a run with other settings ({', '.join(diff) or 'unknown'}); delete it to start over"
+        raise OptionError(msg)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["opt"])
+    if look is not None and state["look"] is not None:
+        look.ema = state["look"]
+    gen.set_state(state["gen"])
+    torch.set_rng_state(state["torch_rng"])
+    return int(state["epoch"]), int(state["step"]), state["flips"], list(state["history"]), dict(state["best"])
 
 
 def card(name: str, model: models.Classifier, meta: dict[str, Any], threads: int) -> str:
@@ -281,5 +393,16 @@ def card(name: str, model: models.Classifier, meta: dict[str, Any], threads: int
              f"{meta['train_seconds'] / 60:.1f} min on {threads} CPU threads (torch {meta['torch']}).",
              f"- Command: `{meta['command']}` (git {meta['git_commit'][:10]})",
              f"- Accuracy on {meta['test']} ({meta['n_test']} images, never trained on): "
-             + ", ".join(f"{k}: **{v:.2f}%**" for k, v in meta["test_accuracy"].items()), ""]
+             + ", ".join(f"{k}: **{v:.2f}%**" for k, v in meta["test_accuracy"].items())]
+    a = meta.get("adversarial")
+    if a:
+        curve = ", ".join(f"{h['epoch']}: {h['check_pgd10_acc']:.1f}% ({h['check_clean_acc']:.1f}% clean)"
+                          for h in meta.get("history", []) if "check_pgd10_acc" in h)
+        lines.append(f"- Adversarial training: `{a['kind']}` at eps {a['eps']:.4g} ({255 * a['eps']:.1f}/255), reached over "
+                     f"{a['eps_warmup_epochs']:g} epochs" + (f", through the `{a['purify_in_loop']}` purifier (straight-through)"
+                                                            if a["purify_in_loop"] else "") + ".")
+        lines.append(f"- PGD-10 check after each epoch on {a['check_images']} training images set aside (epoch: accuracy): "
+                     f"{curve}; weights of epoch {a['best_check_epoch'] or 'last'}."
+                     + "".join(f" {h['catastrophic_overfitting']}." for h in meta.get("history", []) if "catastrophic_overfitting" in h))
+    lines.append("")
     return "\n".join(lines)

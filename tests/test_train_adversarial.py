@@ -1,0 +1,131 @@
+"""Adversarial training in `train-classifier` (issue 20): exact resume, the PGD check, catastrophic overfitting, specs."""
+from __future__ import annotations
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from symcodec.classify import models
+from symcodec.codec.symbols import purify
+from symcodec.errors import OptionError
+from symcodec.train import adversarial as adv
+from symcodec.train.classifier import train_classifier
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def mnist_train():
+    from tests.conftest import need_shared
+
+    return need_shared("datasets/mnist/train-images.idx3-ubyte.gz")
+
+
+KW = {"arch": "mnistnet", "limit": 1200, "adversarial": "fgsm-rs", "eps": "0.2", "check_images": 100, "threads": 1, "progress": False}
+
+
+def _weights(path) -> dict[str, torch.Tensor]:
+    return models.load(path).state_dict()
+
+
+def test_a_stopped_run_resumes_exactly(mnist_train, tmp_path):
+    full = train_classifier(mnist_train, tmp_path / "full.pt", epochs=2, checkpoint=tmp_path / "full.ckpt", **KW)
+    first = train_classifier(mnist_train, tmp_path / "res.pt", epochs=2, checkpoint=tmp_path / "res.ckpt", stop_after=1, **KW)
+    assert first["stopped"] == 1 and (tmp_path / "res.ckpt").exists() and not (tmp_path / "res.pt").exists()
+    done = train_classifier(mnist_train, tmp_path / "res.pt", epochs=2, checkpoint=tmp_path / "res.ckpt", **KW)
+    a, b = _weights(tmp_path / "full.pt"), _weights(tmp_path / "res.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
+    assert strip(full["history"]) == strip(done["history"]) and len(done["history"]) == 2
+    assert all("check_pgd10_acc" in r for r in done["history"])
+    assert not (tmp_path / "res.ckpt").exists()  # a finished run leaves its weights, not its checkpoint
+    train_classifier(mnist_train, tmp_path / "x.pt", epochs=2, checkpoint=tmp_path / "x.ckpt", stop_after=1, **KW)
+    with pytest.raises(OptionError, match="other settings"):
+        train_classifier(mnist_train, tmp_path / "x.pt", epochs=3, checkpoint=tmp_path / "x.ckpt", **KW)
+
+
+def test_adversarial_training_raises_pgd_accuracy(mnist_train, mnist_test_images, tmp_path):
+    from symcodec.data.sources import load_arrays
+
+    x, y, _ = load_arrays(mnist_test_images)
+    xt = torch.from_numpy(x[:400]).permute(0, 3, 1, 2).float() / 255
+    yt = torch.from_numpy(y[:400])
+    kw = {**KW, "limit": 4000, "eps": "0.15"}
+    clean = train_classifier(mnist_train, tmp_path / "c.pt", epochs=2, **{**kw, "adversarial": None, "eps": "0"})
+    robust = train_classifier(mnist_train, tmp_path / "r.pt", epochs=2, **kw)
+    accs = []
+    for p in (tmp_path / "c.pt", tmp_path / "r.pt"):
+        m = models.load(p).eval()
+        accs.append(adv.check(m, xt, yt, 0.15, torch.Generator().manual_seed(0)))
+    assert clean["test_accuracy"]["clean"] > 90 and robust["test_accuracy"]["clean"] > 85
+    assert accs[1] > accs[0] + 0.2, accs  # PGD-10 at 0.15 on held-out test images
+
+
+def test_catastrophic_overfitting_keeps_the_best_epoch(mnist_train, tmp_path, monkeypatch):
+    seq = iter([0.5, 0.6, 0.2, 0.9])  # the check collapses at epoch 3
+    monkeypatch.setattr(adv, "check", lambda *a, **k: next(seq))
+    kept = {}
+    real = train_classifier.__globals__["_save_checkpoint"]
+
+    def spy(path, settings, epoch, step, model, *a):  # noqa: ANN001
+        if epoch == 2:
+            kept.update({k: v.clone() for k, v in model.state_dict().items()})
+        return real(path, settings, epoch, step, model, *a)
+
+    monkeypatch.setitem(train_classifier.__globals__, "_save_checkpoint", spy)
+    meta = train_classifier(mnist_train, tmp_path / "o.pt", epochs=4, checkpoint=tmp_path / "o.ckpt", **KW)
+    assert len(meta["history"]) == 3 and "catastrophic_overfitting" in meta["history"][-1]
+    assert meta["adversarial"]["best_check_epoch"] == 2
+    w = _weights(tmp_path / "o.pt")
+    assert all(torch.equal(w[k], kept[k]) for k in kept)
+
+
+def test_specs_and_eps():
+    assert adv.parse_adversarial("PGD-7") == adv.AdvSpec("pgd", 7) and adv.parse_adversarial("n-fgsm").name == "n-fgsm"
+    for bad in ("pgd-0", "pgd-101", "fgsm", ""):
+        with pytest.raises(OptionError):
+            adv.parse_adversarial(bad)
+    assert adv.parse_eps("8/255") == pytest.approx(8 / 255) and adv.parse_eps("0.3") == 0.3
+    for bad in ("-1", "2", "x", "1/0"):
+        with pytest.raises(OptionError):
+            adv.parse_eps(bad)
+
+
+@pytest.mark.parametrize("kind", ["fgsm-rs", "n-fgsm", "pgd-3"])
+def test_perturbations_stay_in_range_and_raise_the_loss(kind):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
+    x, y = torch.rand(32, 1, 4, 4), torch.randint(0, 3, (32,))
+    eps = 0.1
+    xa = adv.perturb(net, x, y, eps, adv.parse_adversarial(kind), torch.Generator().manual_seed(1))
+    assert xa.min() >= 0 and xa.max() <= 1
+    bound = 3 * eps if kind == "n-fgsm" else eps  # N-FGSM: noise 2 eps + a step of eps, unprojected
+    assert (xa - x).abs().max() <= bound + 1e-6
+    loss = torch.nn.functional.cross_entropy
+    assert loss(net(xa), y) > loss(net(x), y)
+
+
+def test_straight_through_purifier_forward_is_the_codec_and_backward_the_identity(cifar_images):
+    x = torch.from_numpy(cifar_images[:4]).permute(0, 3, 1, 2).float().div(255).requires_grad_(True)
+    st = adv.StraightThrough("cifar10-2x2-k2048")
+    out = st(x)
+    want = torch.from_numpy(purify(cifar_images[:4], "cifar10-2x2-k2048")).permute(0, 3, 1, 2).float() / 255
+    torch.testing.assert_close(out, want, rtol=0, atol=1e-6)
+    (out * 3).sum().backward()
+    torch.testing.assert_close(x.grad, torch.full_like(x, 3.0))
+
+
+def test_cli_adversarial_stop_and_errors(mnist_train, tmp_path):
+    from symcodec.cli import main
+
+    out = tmp_path / "m.pt"
+    args = ["train-classifier", str(mnist_train), "-o", str(out), "--limit", "600", "--epochs", "2", "--threads", "1",
+            "--adversarial", "pgd-2", "--eps", "0.1"]
+    r = CliRunner().invoke(main, [*args, "--stop-after", "1"])
+    assert r.exit_code == 0 and "stopped after epoch 1" in r.output and "PGD-10 check" in r.output
+    assert (tmp_path / "m.ckpt").exists()
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0 and out.exists() and not (tmp_path / "m.ckpt").exists()
+    assert "pgd-2" in out.with_suffix(".md").read_text()  # the card states the recipe
+    r = CliRunner().invoke(main, [*args[:-2], "--eps", "2"])
+    assert r.exit_code != 0 and "eps must be" in r.output and "Traceback" not in r.output
