@@ -61,21 +61,26 @@ def test_adversarial_training_raises_pgd_accuracy(mnist_train, mnist_test_images
     assert accs[1] > accs[0] + 0.2, accs  # PGD-10 at 0.15 on held-out test images
 
 
-def test_catastrophic_overfitting_keeps_the_best_epoch(mnist_train, tmp_path, monkeypatch):
-    seq = iter([0.5, 0.6, 0.2, 0.9])  # the check collapses at epoch 3
+@pytest.mark.parametrize(("checks", "epochs", "kept_epoch", "collapse"), [
+    ([0.5, 0.6, 0.2, 0.9], 4, 2, True),  # the check collapses at epoch 3: stop, keep epoch 2
+    ([0.5, 0.7, 0.6], 3, 2, False),  # no collapse: the most robust epoch's weights are kept (robust overfitting)
+])
+def test_training_ends_on_the_most_robust_epoch(mnist_train, tmp_path, monkeypatch, checks, epochs, kept_epoch, collapse):
+    seq = iter(checks)
     monkeypatch.setattr(adv, "check", lambda *a, **k: next(seq))
     kept = {}
     real = train_classifier.__globals__["_save_checkpoint"]
 
     def spy(path, settings, epoch, step, model, *a):  # noqa: ANN001
-        if epoch == 2:
+        if epoch == kept_epoch:
             kept.update({k: v.clone() for k, v in model.state_dict().items()})
         return real(path, settings, epoch, step, model, *a)
 
     monkeypatch.setitem(train_classifier.__globals__, "_save_checkpoint", spy)
-    meta = train_classifier(mnist_train, tmp_path / "o.pt", epochs=4, checkpoint=tmp_path / "o.ckpt", **KW)
-    assert len(meta["history"]) == 3 and "catastrophic_overfitting" in meta["history"][-1]
-    assert meta["adversarial"]["best_check_epoch"] == 2
+    meta = train_classifier(mnist_train, tmp_path / "o.pt", epochs=epochs, checkpoint=tmp_path / "o.ckpt", **KW)
+    assert len(meta["history"]) == (3 if collapse else epochs)
+    assert ("catastrophic_overfitting" in meta["history"][-1]) == collapse
+    assert meta["adversarial"]["best_check_epoch"] == kept_epoch
     w = _weights(tmp_path / "o.pt")
     assert all(torch.equal(w[k], kept[k]) for k in kept)
 

@@ -293,7 +293,7 @@ def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str],
             with torch.no_grad():
                 rec["check_clean_acc"] = 100 * float((fwd(xchk).argmax(1) == ychk).float().mean())
             model.train()
-            if rec["check_pgd10_acc"] > best["pgd"]:
+            if epoch + 1 >= eps_warmup and rec["check_pgd10_acc"] > best["pgd"]:  # at full eps only
                 best = {"pgd": rec["check_pgd10_acc"], "epoch": epoch + 1,
                         "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
         rec["seconds"] = round(time.time() - t_epoch, 1)
@@ -313,6 +313,9 @@ def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str],
     bar.close()
     if stopped is not None:
         return {"stopped": stopped, "history": history, "checkpoint": str(ckpt)}
+    if spec is not None and "state" in best:  # end on the epoch the check found most robust (robust overfitting)
+        model.load_state_dict(best["state"])
+        look = None
     if look is not None:
         look.update(model, 1.0)  # end on the averaged weights
     train_s = time.time() - t_train
