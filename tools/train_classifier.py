@@ -10,6 +10,9 @@ Fine-tune on reconstructions (each image at each step drawn from the clean image
     python tools/train_classifier.py cifar10-airnet-sym --init cifar10-airnet --purify cifar10-2x2-k128,cifar10-2x2-k2048 --mix-clean
 MNIST:
     python tools/train_classifier.py mnist-clean --arch mnistnet --epochs 2
+Adversarial training (checkpointed every epoch under --out; rerun the same command to resume):
+    python tools/train_classifier.py cifar10-at-nfgsm --arch-kw '{"widths": [64, 256, 256]}' --epochs 15 \
+        --adversarial n-fgsm --eps 8/255 --eps-warmup 3 --out ../train-runs
 """
 from __future__ import annotations
 
@@ -47,6 +50,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=None, help="train on N evenly spaced images only (smoke runs)")
     ap.add_argument("--out", default=str(ROOT / "weights"))
+    ap.add_argument("--adversarial", default=None, help="fgsm-rs, n-fgsm or pgd-K")
+    ap.add_argument("--eps", default="0", help="--adversarial: Linf radius on [0, 1] pixels, e.g. 8/255")
+    ap.add_argument("--eps-warmup", type=float, default=0.0, help="--adversarial: epochs over which eps grows from 0")
+    ap.add_argument("--purify-in-loop", default=None, help="--adversarial: train through this codebook's purifier")
+    ap.add_argument("--stop-after", type=int, default=None, help="stop after N epochs of this run (rerun to resume)")
     a = ap.parse_args()
     dataset = a.dataset or a.name.split("-")[0]
     if dataset not in DATA:
@@ -57,7 +65,12 @@ def main() -> None:
     meta = train_classifier(train, Path(a.out) / f"{a.name}.pt", test=test, arch=a.arch, epochs=a.epochs, init=a.init,
                             on_reconstructions=a.purify.split(",") if a.purify else (), mix_clean=a.mix_clean, seed=a.seed,
                             threads=a.threads, limit=a.limit, lr_scale=a.lr_scale, lookahead=a.lookahead,
-                            arch_kw=json.loads(a.arch_kw), command=cmd)
+                            arch_kw=json.loads(a.arch_kw), command=cmd, adversarial=a.adversarial, eps=a.eps,
+                            eps_warmup=a.eps_warmup, purify_in_loop=a.purify_in_loop,
+                            checkpoint=Path(a.out) / f"{a.name}.ckpt", stop_after=a.stop_after)
+    if "stopped" in meta:
+        print(f"stopped after epoch {meta['stopped']}; rerun the same command to resume from {meta['checkpoint']}", file=sys.stderr)
+        return
     print("test accuracy:", json.dumps(meta["test_accuracy"]), file=sys.stderr)
 
 
