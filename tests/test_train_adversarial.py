@@ -42,6 +42,23 @@ def test_a_stopped_run_resumes_exactly(mnist_train, tmp_path):
     train_classifier(mnist_train, tmp_path / "x.pt", epochs=2, checkpoint=tmp_path / "x.ckpt", stop_after=1, **KW)
     with pytest.raises(OptionError, match="other settings"):
         train_classifier(mnist_train, tmp_path / "x.pt", epochs=3, checkpoint=tmp_path / "x.ckpt", **KW)
+    # tools/train_curve.py reads the curve of a run in progress (checkpoint) and of a finished one (weights)
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    import train_curve
+
+    assert train_curve.main([str(tmp_path / "x.ckpt"), "--out", str(tmp_path / "curve-x")]) == 0
+    run = json.loads((tmp_path / "curve-x.json").read_text())
+    assert run["source"] == "checkpoint" and run["epochs_done"] == 1 and len(run["history"]) == 1
+    assert (tmp_path / "curve-x.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert train_curve.main([str(tmp_path / "res.pt"), "--out", str(tmp_path / "curve-res")]) == 0
+    run = json.loads((tmp_path / "curve-res.json").read_text())
+    assert run["source"] == "weights" and strip(run["history"]) == strip(done["history"])
+    lo, hi = train_curve.wilson(0.9, 500)
+    assert 0.86 < lo < 0.9 < hi < 0.93
 
 
 def test_adversarial_training_raises_pgd_accuracy(mnist_train, mnist_test_images, tmp_path):

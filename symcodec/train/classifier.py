@@ -401,8 +401,9 @@ def card(name: str, model: models.Classifier, meta: dict[str, Any], threads: int
     if a:
         curve = ", ".join(f"{h['epoch']}: {h['check_pgd10_acc']:.1f}% ({h['check_clean_acc']:.1f}% clean)"
                           for h in meta.get("history", []) if "check_pgd10_acc" in h)
-        lines.append(f"- Adversarial training: `{a['kind']}` at eps {a['eps']:.4g} ({255 * a['eps']:.1f}/255), reached over "
-                     f"{a['eps_warmup_epochs']:g} epochs" + (f", through the `{a['purify_in_loop']}` purifier (straight-through)"
+        reach = f"reached over {a['eps_warmup_epochs']:g} epochs" if a["eps_warmup_epochs"] else "from the first step"
+        lines.append(f"- Adversarial training: `{a['kind']}` at eps {a['eps']:.4g} ({255 * a['eps']:.1f}/255), {reach}"
+                     + (f", through the `{a['purify_in_loop']}` purifier (straight-through)"
                                                             if a["purify_in_loop"] else "") + ".")
         lines.append(f"- PGD-10 check after each epoch on {a['check_images']} training images set aside (epoch: accuracy): "
                      f"{curve}; weights of epoch {a['best_check_epoch'] or 'last'}."
