@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     acc = float((models.predict(model, x, 500) == y).mean() * 100)
     was = blob["meta"]["test_accuracy"]["clean"]
     card = src.with_suffix(".md").read_text().replace(f"# {src.stem}\n", f"# {args.name}\n", 1).rstrip("\n")
-    card += (f"\n- Shipped as float16 ({buf.tell():,} bytes, `python tools/ship_weights.py {src.name} {args.name}`): "
-             f"clean accuracy of this file on the same {len(y)} test images **{acc:.2f}%** (float32: {was:.2f}%).\n")
+    card += (f"\n- Test accuracy of this file, shipped as float16 ({buf.tell():,} bytes, `python tools/ship_weights.py "
+             f"{src.name} {args.name}`), on the same {len(y)} held-out images: clean **{acc:.2f}%** (float32: {was:.2f}%).\n")
     atomic_write(dst.with_suffix(".md"), card.encode())
     print(f"{dst}: {buf.tell():,} bytes, clean {acc:.2f}% (float32 {was:.2f}%)")
     return 0
