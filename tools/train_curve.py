@@ -59,6 +59,7 @@ def plot(run: dict, n_check: int, title: str, out: Path) -> None:
         ax.plot(ep, y, "o-", color=colour, label=label)
         ax.fill_between(ep, [100 * v for v in lo], [100 * v for v in hi], color=colour, alpha=0.15)
     ax.set_xlabel("epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
     ax.set_title(title, fontsize=10)
@@ -81,9 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(run, indent=1, default=str) + "\n")
-    eps = s.get("eps")
-    title = (f"{out.name}: {s.get('adversarial') or s.get('kind')} at eps {eps}, {run['epochs_done']} of "
-             f"{s.get('epochs')} epochs (band: 95% Wilson, {n_check} images)")
+    eps = float(s.get("eps") or 0)
+    e255 = eps * 255
+    eps_s = f"{round(e255)}/255" if abs(e255 - round(e255)) < 1e-6 and eps < 0.1 else f"{eps:.3g}"
+    title = (f"{out.name}: {s.get('adversarial') or s.get('kind')} at eps {eps_s}, {run['epochs_done']} of "
+             f"{s.get('epochs'):g} epochs\n(bands: 95% Wilson intervals, {n_check} check images)")
     plot(run, n_check, title, out.with_suffix(".png"))
     for r in run["history"]:
         extra = f", PGD-10 check {r['check_pgd10_acc']:.1f}% (clean {r['check_clean_acc']:.1f}%)" if "check_pgd10_acc" in r else ""
