@@ -13,6 +13,8 @@ from pathlib import Path
 def load_rows(path: Path) -> list[dict]:
     """A result JSON's rows; a worst case without any Linf attack under it (a CW-L2-only run) is left out."""
     d = json.loads(path.read_text())
+    if "dataset" not in d:  # tools/apgd_rounding_check.py's comparisons are not harness runs
+        return []
     res, rows = d["results"], []
     for i, s in enumerate(d["settings"]):
         rows.append({**s, **{k: v[i] for k, v in res.items()}, "file": path.name, "n_images": d["dataset"]["n"]})
@@ -104,9 +106,11 @@ def main() -> None:
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "results/robustness")
     by_ds: dict[str, list[dict]] = defaultdict(list)
     for p in sorted(root.glob("*.json")):
-        if p.name == "reachable.json" or "dataset" not in json.loads(p.read_text()):
-            continue  # the reachable-codeword census and tools/apgd_rounding_check.py's comparisons are not harness runs
-        by_ds[p.name.split("-")[0]].extend(load_rows(p))
+        if p.name == "reachable.json":
+            continue
+        rows = load_rows(p)
+        if rows:
+            by_ds[p.name.split("-")[0]].extend(rows)
     for ds, rows in by_ds.items():
         print(f"\n### {ds}: worst case per threat model\n")
         print(summary(rows))

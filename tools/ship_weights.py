@@ -10,11 +10,8 @@ beside the float32 figure, so the card describes the file that ships.
 from __future__ import annotations
 
 import argparse
-import io
 import sys
 from pathlib import Path
-
-import torch
 
 from symcodec.atomic import atomic_write
 from symcodec.classify import models
@@ -30,25 +27,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("name", help="shipped name: writes weights/NAME.pt and weights/NAME.md")
     args = ap.parse_args(argv)
     src = Path(args.run)
-    blob = torch.load(src, map_location="cpu", weights_only=True)
-    blob["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
-    blob["meta"]["stored_as"] = "float16"
-    buf = io.BytesIO()
-    torch.save(blob, buf)
-    if buf.tell() > LIMIT:
-        print(f"{src}: {buf.tell():,} bytes as float16, over the {LIMIT:,}-byte limit", file=sys.stderr)
-        return 1
+    model = models.load(src)
     dst = models.weights_dir() / f"{args.name}.pt"
-    atomic_write(dst, buf.getvalue())
+    models.save(model, dst, {**model.meta, "stored_as": "float16"}, half=True)
+    size = dst.stat().st_size
+    if size > LIMIT:
+        dst.unlink()
+        print(f"{src}: {size:,} bytes as float16, over the {LIMIT:,}-byte limit", file=sys.stderr)
+        return 1
     model = models.load(dst)
-    x, y, _ = load_arrays(blob["meta"]["test"])
+    meta = model.meta
+    x, y, _ = load_arrays(meta["test"])
     acc = float((models.predict(model, x, 500) == y).mean() * 100)
-    was = blob["meta"]["test_accuracy"]["clean"]
+    was = meta["test_accuracy"]["clean"]
     card = src.with_suffix(".md").read_text().replace(f"# {src.stem}\n", f"# {args.name}\n", 1).rstrip("\n")
-    card += (f"\n- Test accuracy of this file, shipped as float16 ({buf.tell():,} bytes, `python tools/ship_weights.py "
+    card += (f"\n- Test accuracy of this file, shipped as float16 ({size:,} bytes, `python tools/ship_weights.py "
              f"{src.name} {args.name}`), on the same {len(y)} held-out images: clean **{acc:.2f}%** (float32: {was:.2f}%).\n")
     atomic_write(dst.with_suffix(".md"), card.encode())
-    print(f"{dst}: {buf.tell():,} bytes, clean {acc:.2f}% (float32 {was:.2f}%)")
+    print(f"{dst}: {size:,} bytes, clean {acc:.2f}% (float32 {was:.2f}%)")
     return 0
 
 

@@ -234,11 +234,14 @@ def weights_dir() -> Path:
     return Path(str(resources.files("symcodec.weights")))
 
 
-def save(model: Classifier, path: str | os.PathLike[str], meta: dict[str, Any] | None = None) -> None:
-    """Save architecture name, preprocessing, kwargs, metadata and state_dict in one torch file (atomic)."""
+def save(model: Classifier, path: str | os.PathLike[str], meta: dict[str, Any] | None = None, half: bool = False) -> None:
+    """Save architecture name, preprocessing, kwargs, metadata and state_dict in one torch file (atomic); `half`: floats as float16."""
+    state = model.net.state_dict()
+    if half:  # half the bytes; `load` casts them back into the float32 parameters
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     buf = io.BytesIO()
     torch.save({"arch": model.arch, "preprocess": model.preprocess_name, "kwargs": model.kwargs,
-                "meta": meta or {}, "state_dict": model.net.state_dict()}, buf)
+                "meta": meta or {}, "state_dict": state}, buf)
     atomic_write(Path(path), buf.getvalue())
 
 
