@@ -9,7 +9,8 @@ raises the specific `symcodec.errors` class (a `ValueError`), so its message rea
 Save options (`im.save("x.sym", ...)`): `codebook` (name, id prefix, path or codebook; default: by the
 image's size, `symcodec.codec.choice`), `quality` (1..100: a rung of that ladder, or a transform codebook's
 steps; default: 92 for photos, or a JPEG source's own tables), `embed_codebook` (bool, make the file
-self-contained), `threads` (centroid search, or a photo's strips), `icc_profile`, `exif`, `xmp` (bytes;
+self-contained), `threads` (centroid search, or a photo's strips), `compact` (bool, the compact form of
+formats/sym.md section 9 for plain L/RGB files: 22 bytes of framing instead of 100), `icc_profile`, `exif`, `xmp` (bytes;
 default: the image's own `info`). Module globals: `DECODE_THREADS` (threads `load()` uses), `MAX_PIXELS`
 (None: `load()` refuses images over `Image.MAX_IMAGE_PIXELS`, where Pillow only warns) and `MAX_EXPANSION`
 (decoded bytes per coded byte, `symcodec.codec.decoder.check_budget`). `Image.open` needs no codebook: an
@@ -39,7 +40,7 @@ _EXIF_PREFIX = b"Exif\x00\x00"
 
 
 def _accept(prefix: bytes) -> bool:
-    return prefix[: len(sym.SIGNATURE)] == sym.SIGNATURE
+    return sym.is_sym(prefix)
 
 
 class SymImageFile(ImageFile.ImageFile):
@@ -55,8 +56,11 @@ class SymImageFile(ImageFile.ImageFile):
         except NotSymFileError as exc:
             raise SyntaxError(str(exc)) from None
         hdr = f.header
+        cid = hdr.codebook_id.hex()
         try:
-            name: str | None = codebook_for(f).name
+            cb = codebook_for(f)
+            name: str | None = cb.name
+            cid = cb.hexid  # a compact file's header holds the first 8 bytes of it
         except CodebookNotFoundError:  # the header is still readable; load() raises, naming the id it needs
             name = None
         self._sym_header = hdr
@@ -64,7 +68,7 @@ class SymImageFile(ImageFile.ImageFile):
         self._mode = hdr.mode
         self.info.update(f.text)  # reserved keys never reach here (the reader drops them)
         self.info["codebook"] = name
-        self.info["codebook_id"] = hdr.codebook_id.hex()
+        self.info["codebook_id"] = cid
         self.info["codebook_embedded"] = f.codebook is not None
         self.info["patch"] = hdr.patch
         self.info["k"] = hdr.k
@@ -155,6 +159,7 @@ def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
         exif=exif or b"",
         xmp=_meta(info.get("xmp", im.info.get("xmp"))) or b"",
         threads=int(info.get("threads", 1)),
+        compact=bool(info.get("compact", False)),
     )
     fp.write(data)
 

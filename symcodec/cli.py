@@ -75,10 +75,11 @@ def main() -> None:
 @click.option("-c", "--codebook", default=None, help="Codebook name, id prefix, or .symcb/.index path.  [default: by image size: the quality ladder]")
 @click.option("-q", "--quality", default=None, type=int, help="1..100: a rung of the ladder, or a transform codebook's steps.  [default: 92 for photos; a JPEG source's own tables]")
 @click.option("--embed", is_flag=True, help="Embed the codebook, so the file decodes without a registry.")
+@click.option("--compact", is_flag=True, help="The compact form (22 bytes of framing instead of 100) when the file is plain L/RGB.")
 @click.option("--threads", default=1, show_default=True, help="Threads for the centroid search, or a photo's strips.")
-def encode(src: str, output: str, codebook: str | None, quality: int | None, embed: bool, threads: int) -> None:
+def encode(src: str, output: str, codebook: str | None, quality: int | None, embed: bool, compact: bool, threads: int) -> None:
     """Encode an image file (anything Pillow reads) to .sym."""
-    n = encode_file(src, output, codebook=codebook, quality=quality, embed_codebook=embed, threads=threads)
+    n = encode_file(src, output, codebook=codebook, quality=quality, embed_codebook=embed, threads=threads, compact=compact)
     click.echo(f"{output}: {n} bytes")
 
 
@@ -140,7 +141,7 @@ def train_codebook(sources: tuple[str, ...], output: str, k: int, patch: str, se
 @click.option("--arch", default=None, type=click.Choice(["airnet", "resnet20", "mnistnet", "lenet"]), help="Architecture.  [default: mnistnet for 28x28 grey, else airnet]")
 @click.option("--epochs", default=None, type=float, help="Epochs.  [default: 2 for mnistnet, 10 for airnet]")
 @click.option("--init", default=None, help="Fine-tune these weights (shipped name or .pt path).")
-@click.option("--on-reconstructions", default=None, help="Train on the reconstructions of these codebooks (comma-separated), to read what the codec gives.")
+@click.option("--on-reconstructions", default=None, help="Train on the reconstructions of these codebooks or codec settings (comma-separated, e.g. cifar10-ycc420-k256-ppm,webp:30), to read what the codec gives.")
 @click.option("--mix-clean", default=0, show_default=True, type=click.IntRange(0), help="With --on-reconstructions: the clean images as one more version, drawn this many times as often.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--threads", default=2, show_default=True, help="torch threads.")
@@ -261,6 +262,7 @@ def receive(out: str, listen: str, tcp: bool, classify: str | None, timeout: flo
 @click.option("--to", "to", type=click.Choice(["sym", "png", "jpeg"]), default=None, help="Output format.  [default: sym; png when SRC holds .sym files]")
 @click.option("-c", "--codebook", default=None, help="Codebook for --to sym.  [default: each image's size picks one: the quality ladder]")
 @click.option("--embed", is_flag=True, help="Embed the codebook in every .sym file.")
+@click.option("--compact", is_flag=True, help="Write .sym files in the compact form where they allow it (formats/sym.md section 9).")
 @click.option("-j", "--workers", default=None, type=int, help="Worker processes (0: in this process).  [default: CPU count]")
 @click.option("--shard-size", default=None, type=int, help="Images per tar shard; DST must be a pattern like out-%05d.tar.  [default: 10000 with a pattern]")
 @click.option("--chunk", default=None, type=int, help="Images per worker task.  [default: 256; 1024 with --engine ray]")
@@ -271,7 +273,7 @@ def receive(out: str, listen: str, tcp: bool, classify: str | None, timeout: flo
               help="local: a process pool on this machine; ray: Ray Data actors on a Ray cluster (the [ray] extra).")
 @click.option("--address", default=None, help="--engine ray: the cluster (auto, or HOST:PORT of `ray start --head`).  [default: RAY_ADDRESS, else a local Ray]")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def convert(src: str, dst: str, to: str | None, codebook: str | None, embed: bool, workers: int | None, shard_size: int | None,
+def convert(src: str, dst: str, to: str | None, codebook: str | None, embed: bool, compact: bool, workers: int | None, shard_size: int | None,
             chunk: int | None, limit: int | None, quality: int, manifest: str | None, engine: str, address: str | None, as_json: bool) -> None:
     """Convert a dataset (image folder, tar, WebDataset tar, MNIST idx) to .sym files or tar shards, or back.
 
@@ -285,7 +287,7 @@ def convert(src: str, dst: str, to: str | None, codebook: str | None, embed: boo
     """
     if address is not None and engine != "ray":
         raise click.UsageError("--address needs --engine ray")
-    s = run_convert(src, dst, to=to, codebook=codebook, embed_codebook=embed, quality=quality, workers=workers, chunk=chunk,
+    s = run_convert(src, dst, to=to, codebook=codebook, embed_codebook=embed, compact=compact, quality=quality, workers=workers, chunk=chunk,
             shard_size=shard_size, limit=limit, manifest=manifest, engine=engine, address=address)
     click.echo(json.dumps(s.as_dict(), indent=2) if as_json else s.text())
     if s.total_failures:
@@ -295,13 +297,14 @@ def convert(src: str, dst: str, to: str | None, codebook: str | None, embed: boo
 @main.command("eval")
 @click.argument("dataset", type=click.Path(exists=True))
 @click.option("-m", "--model", "models", multiple=True, help="Classifier: shipped name (weights/NAME.pt) or a .pt path; repeat to compare; the first is primary. Without one: rate-distortion on unlabelled images.")
-@click.option("--codec", "codecs", multiple=True, required=True, help="sym:CB|qQ|CB@Q[,...] | jpeg:Q[,Q...] | webp:Q,... | avif:Q,... | jxl:Q,...; repeatable.")
+@click.option("--codec", "codecs", multiple=True, required=True, help="sym:CB|qQ|CB@Q[,...] | symc:... (compact form) | jpeg:Q[,Q...] | webp:Q,... | avif:Q,... | jxl:Q,...; repeatable.")
 @click.option("--limit", default=None, type=int, help="Use N images (evenly spaced through a labelled DATASET; the first N otherwise).")
 @click.option("--json", "json_out", default=None, type=click.Path(dir_okay=False), help="Write the result JSON (CompressAI bench shape).")
 @click.option("--plot", "plot_out", default=None, type=click.Path(dir_okay=False), help="Write the plot (PNG).")
 @click.option("--threads", default=2, show_default=True, help="torch threads (classifiers).")
+@click.option("--at-bpp", "at_bpp", multiple=True, type=float, help="With -m: each codec's top-1 read off its curve at this rate, with paired bootstrap intervals (symcodec.bench.atrate); repeatable.")
 def eval_cmd(dataset: str, models: tuple[str, ...], codecs: tuple[str, ...], limit: int | None, json_out: str | None,
-             plot_out: str | None, threads: int) -> None:
+             plot_out: str | None, threads: int, at_bpp: tuple[float, ...]) -> None:
     """Compression against classifier accuracy (with -m), or against PSNR and MS-SSIM with BD-rates (without).
 
     \b
@@ -311,10 +314,16 @@ def eval_cmd(dataset: str, models: tuple[str, ...], codecs: tuple[str, ...], lim
       symcodec eval photos/test --codec sym:q20,q40,q60,q80,q90 --codec jpeg:20,40,60,80,90 --json rd.json --plot rd.png
     """
     if models:
+        from .bench import atrate
         from .bench.evaluate import run_and_save, summary  # torch: the [torch] extra
 
-        click.echo(summary(run_and_save(dataset, list(models), list(codecs), limit, json_out, plot_out, threads)))
+        res = run_and_save(dataset, list(models), list(codecs), limit, json_out, plot_out, threads, at_bpp=list(at_bpp))
+        click.echo(summary(res))
+        for a in res.get("at_bpp", []):
+            click.echo("\n" + atrate.text(a))
         return
+    if at_bpp:
+        raise click.UsageError("--at-bpp needs a classifier (-m)")
     click.echo(rd_summary(run_rd_and_save(dataset, list(codecs), limit, json_out, plot_out)))
 
 

@@ -27,8 +27,12 @@ def test_valid_vector_decodes_and_reencodes_exactly(v):
     f = symcodec.read(data)
     cb = Codebook.from_bytes(f.codebook) if v["embedded"] else symcodec.get_codebook(v["codebook"])
     assert cb.hexid == v["codebook_id"]
-    again = symcodec.encode(src, cb, embed_codebook=v["embedded"], text={"vector": v["name"]}, icc_profile=f.icc_profile,
-                            exif=f.exif, xmp=f.xmp, quality=v.get("quality"))
+    if v.get("form") == "compact":  # section 9: plain files, no text chunk
+        assert f.compact and data[:4] == b"\x89sym"
+        again = symcodec.encode(src, cb, compact=True)
+    else:
+        again = symcodec.encode(src, cb, embed_codebook=v["embedded"], text={"vector": v["name"]}, icc_profile=f.icc_profile,
+                                exif=f.exif, xmp=f.xmp, quality=v.get("quality"))
     assert again == data
 
 
@@ -37,6 +41,8 @@ def test_vectors_cover_every_model_and_colour_a_reader_must_accept():
     assert {(v["entropy_model"], v["colour"]) for v in valid} == {(1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (4, 0), (4, 1)}
     assert {v["mode"] for v in valid} == {"L", "LA", "RGB", "RGBA"} and {v["patch"] for v in valid} == {2, 4, 8}
     assert any(v["metadata"] for v in valid) and any(not v["embedded"] for v in valid)
+    compact = [v for v in valid if v.get("form") == "compact"]
+    assert {(v["entropy_model"], v["colour"], v["mode"]) for v in compact} >= {(1, 0, "L"), (1, 0, "RGB"), (3, 1, "RGB")}
 
 
 @pytest.mark.parametrize("v", MANIFEST["invalid"], ids=lambda v: v["name"])

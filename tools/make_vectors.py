@@ -12,6 +12,7 @@ import hashlib
 import json
 import struct
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -129,6 +130,10 @@ def main() -> None:
         ("L-17x11-photo-dct-q90-embedded", image(11, 17, 1, 16)[:, :, 0], photo, True),
         ("RGBA-12x9-photo-dct-q30-embedded", np.dstack([image(9, 12, 3, 17), np.arange(108, dtype=np.uint8).reshape(9, 12)]), photo, True),
         ("RGB-40x270-photo-dct-q50", image(270, 40, 3, 18), photo, False),  # two strips
+        # added with the compact form (issue 17, section 9): plain files, shipped codebooks, no text chunk
+        ("compact-RGB-32x32-cifar10-ycc420-k512-ppm", image(32, 32, 3, 19), symcodec.get_codebook("cifar10-ycc420-k512-ppm"), False),
+        ("compact-RGB-33x17-cifar10-k256", image(17, 33, 3, 20), symcodec.get_codebook("cifar10-2x2-k256"), False),
+        ("compact-L-28x28-mnist-k256", image(28, 28, 1, 21)[:, :, 0], symcodec.get_codebook("mnist-2x2-k256"), False),
     ]
     manifest = {"valid": [], "invalid": []}
     for name, px, cb, embed in cases:
@@ -138,7 +143,10 @@ def main() -> None:
         kw = dict(meta) if "metadata" in name else {}
         if "-q" in name:
             kw["quality"] = int(name.split("-q")[1].split("-")[0])
-        data = symcodec.encode(px, cb, embed_codebook=embed, text={"vector": name}, **kw)
+        if name.startswith("compact-"):
+            data = symcodec.encode(px, cb, compact=True)
+        else:
+            data = symcodec.encode(px, cb, embed_codebook=embed, text={"vector": name}, **kw)
         if old.exists() and old.read_bytes() != data:
             sys.exit(f"{name}.sym would change: vectors already published keep their bytes")
         (OUT / f"{name}.sym").write_bytes(data)
@@ -148,7 +156,8 @@ def main() -> None:
         manifest["valid"].append({"name": name, "sym_sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
                                   "codebook": cb.name, "codebook_id": cb.hexid, "embedded": embed, "mode": f.header.mode,
                                   "entropy_model": f.header.model_id, "colour": f.header.colour, "patch": f.header.patch,
-                                  "metadata": sorted(k for k in kw if k != "quality"), "quality": kw.get("quality")})
+                                  "metadata": sorted(k for k in kw if k != "quality"), "quality": kw.get("quality"),
+                                  "form": "compact" if f.compact else "chunked"})
     base = (OUT / "RGB-9x6-k16-embedded.sym").read_bytes()
     bad = {
         "truncated-no-end": (base[:-12], "TruncatedError"),
@@ -182,6 +191,17 @@ def main() -> None:
     bad["model4-patch-4"] = (_with(f4, header=type(f4.header)(*[4 if k == "patch" else getattr(f4.header, k) for k in
                                                                 ("width", "height", "mode", "patch", "colour", "model_id", "k",
                                                                  "codebook_id", "symbols")])), "FormatError")
+    cpt = (OUT / "compact-RGB-32x32-cifar10-ycc420-k512-ppm.sym").read_bytes()
+
+    def recrc(body: bytes) -> bytes:
+        return body + struct.pack("<I", zlib.crc32(body))
+
+    bad["compact-bad-crc"] = (cpt[:-1] + bytes([cpt[-1] ^ 1]), "ChecksumError")
+    bad["compact-truncated"] = (cpt[:-9], "ChecksumError")
+    bad["compact-version-2"] = (recrc(cpt[:4] + b"\x02" + cpt[5:-4]), "UnsupportedVersionError")
+    bad["compact-descriptor-reserved-bit"] = (recrc(cpt[:5] + bytes([cpt[5] | 0x80]) + cpt[6:-4]), "FormatError")
+    bad["compact-width-not-minimal"] = (recrc(cpt[:6] + b"\xa0\x00" + cpt[7:-4]), "FormatError")
+    bad["compact-payload-not-multiple-of-4"] = (recrc(cpt[:-4] + b"\x00"), "FormatError")
     for name, (data, err) in bad.items():
         if (OUT / f"invalid-{name}.sym").exists() and (OUT / f"invalid-{name}.sym").read_bytes() != data:
             sys.exit(f"invalid-{name}.sym would change: vectors already published keep their bytes")

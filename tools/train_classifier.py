@@ -41,7 +41,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=float, default=None)
     ap.add_argument("--arch-kw", default="{}", help='JSON keyword arguments for the architecture, e.g. \'{"width": 16}\'')
     ap.add_argument("--init", default=None, help="start from these weights (fine-tuning)")
-    ap.add_argument("--purify", default=None, help="train on reconstructions by these codebooks (comma-separated)")
+    ap.add_argument("--purify", default=None, help="train on reconstructions by these codebooks or codec settings (comma-separated: cifar10-ycc420-k256-ppm,webp:30,avif:10)")
     ap.add_argument("--mix-clean", type=int, nargs="?", const=1, default=0, metavar="W",
                     help="with --purify: the clean images are one more version (W: drawn W times as often)")
     ap.add_argument("--lr-scale", type=float, default=1.0)

@@ -2,7 +2,8 @@
 
 Each codec turns one uint8 image (H,W,C) into real file bytes (all headers included) and back. Settings:
 `sym:CB[,CB...]` (codebooks), `sym:q30,q50` (the default choice at a quality, `symcodec.codec.choice`),
-`sym:CB@50` (a transform codebook at a quality); `jpeg:Q,...` (4:2:0, optimised Huffman tables), `webp:Q`,
+`sym:CB@50` (a transform codebook at a quality); `symc:...` (the same settings written in the compact form,
+formats/sym.md section 9); `jpeg:Q,...` (4:2:0, optimised Huffman tables), `webp:Q`,
 `avif:Q` (Pillow's built-in libavif, 4:2:0, speed 6), `jxl:Q` (pillow-jxl-plugin, effort 7).
 """
 from __future__ import annotations
@@ -22,8 +23,9 @@ from ..codec.encoder import encode
 from ..errors import SymcodecError
 from ..version import __version__
 
-__all__ = ["CodecSetting", "parse_codec", "PILLOW_FORMATS"]
+__all__ = ["CodecSetting", "parse_codec", "PILLOW_FORMATS", "SYM_CODECS"]
 
+SYM_CODECS = ("sym", "symc")  # symc: the compact form
 PILLOW_FORMATS = {"jpeg": "JPEG", "webp": "WEBP", "avif": "AVIF", "jxl": "JXL"}
 _SAVE = {"jpeg": {"optimize": True, "subsampling": 2}, "webp": {}, "avif": {"subsampling": "4:2:0", "speed": 6},
          "jxl": {"effort": 7}}
@@ -40,6 +42,7 @@ class CodecSetting:
     description: str
     _obj: Any = None
     quality: int | None = None
+    compact: bool = False
 
     @property
     def label(self) -> str:
@@ -48,15 +51,15 @@ class CodecSetting:
 
     def encode(self, img: np.ndarray) -> bytes:
         """Encode an (H,W,C) uint8 image to file bytes."""
-        if self.codec == "sym":
-            return encode(img, self._obj, quality=self.quality)
+        if self.codec in SYM_CODECS:
+            return encode(img, self._obj, quality=self.quality, compact=self.compact)
         buf = io.BytesIO()
         _to_pil(img).save(buf, format=PILLOW_FORMATS[self.codec], quality=int(self.setting), **_SAVE[self.codec])
         return buf.getvalue()
 
     def decode(self, data: bytes, channels: int) -> np.ndarray:
         """Decode file bytes to an (H,W,channels) uint8 array."""
-        if self.codec == "sym":
+        if self.codec in SYM_CODECS:
             a = decode(data, self._obj)
         else:
             with Image.open(io.BytesIO(data)) as im:
@@ -75,11 +78,13 @@ def _quality(name: str, v: str) -> int:
     return int(v)
 
 
-def _sym(v: str) -> CodecSetting:
-    """`q50` (the default choice at quality 50), `CB@50` (a transform codebook at 50), or `CB`."""
+def _sym(v: str, codec: str = "sym") -> CodecSetting:
+    """`q50` (the default choice at quality 50), `CB@50` (a transform codebook at 50), or `CB`; codec symc: compact form."""
+    compact = codec == "symc"
+    form = ", compact form" if compact else ""
     if v[:1] == "q" and v[1:].isdigit():
-        return CodecSetting("sym", v, f"symcodec {__version__}, the default codebook for each image's size at quality "
-                            f"{int(v[1:])} (symcodec.codec.choice), header included", None, _quality("sym", v[1:]))
+        return CodecSetting(codec, v, f"symcodec {__version__}, the default codebook for each image's size at quality "
+                            f"{int(v[1:])} (symcodec.codec.choice){form}, header included", None, _quality("sym", v[1:]), compact)
     name, _, q = v.partition("@")
     cb = registry.get(name)
     quality = _quality("sym", q) if q else None
@@ -92,8 +97,8 @@ def _sym(v: str) -> CodecSetting:
         kind = ("YCbCr 4:2:0" if cb.colour == 1 else "per-channel") + (
             f", entropy model {cb.entropy.model_id}" if cb.context_chunk is not None else ", static table")
         kind = f"K={cb.k}, {cb.patch}x{cb.patch} patches, {kind}"
-    return CodecSetting("sym", v, f"symcodec {__version__}, codebook {cb.name or name} {cb.short_id} ({kind}), rANS-coded "
-                        ".sym, header included", cb, quality)
+    return CodecSetting(codec, v, f"symcodec {__version__}, codebook {cb.name or name} {cb.short_id} ({kind}), rANS-coded "
+                        f".sym{form}, header included", cb, quality, compact)
 
 
 def parse_codec(spec: str) -> list[CodecSetting]:
@@ -104,8 +109,8 @@ def parse_codec(spec: str) -> list[CodecSetting]:
     if not vals:
         msg = f"codec spec {spec!r} has no settings (expected e.g. jpeg:10,50,90, sym:q50 or sym:cifar10-2x2-k2048)"
         raise SymcodecError(msg)
-    if name == "sym":
-        return [_sym(v) for v in vals]
+    if name in SYM_CODECS:
+        return [_sym(v, name) for v in vals]
     if name in PILLOW_FORMATS:
         if name == "jxl":
             try:
@@ -119,5 +124,5 @@ def parse_codec(spec: str) -> list[CodecSetting]:
         qs = sorted({_quality(name, v) for v in vals})
         desc = f"Pillow {PIL.__version__} {PILLOW_FORMATS[name]} ({_DESC[name]})"
         return [CodecSetting(name, str(q), desc) for q in qs]
-    msg = f"unknown codec {name!r} (known: sym, {', '.join(PILLOW_FORMATS)})"
+    msg = f"unknown codec {name!r} (known: sym, symc, {', '.join(PILLOW_FORMATS)})"
     raise SymcodecError(msg)

@@ -25,6 +25,7 @@ from ..codebook import registry
 from ..codec.symbols import purify
 from ..data.sources import iter_samples, read_idx
 from ..errors import DatasetError, SymcodecError
+from . import atrate
 from .baselines import CodecSetting, parse_codec
 from .meta import git_commit, versions
 from .plots import plot
@@ -36,10 +37,12 @@ AGGREGATION = (
     "near-identical re-encode would otherwise dominate the mean); encode_ms/decode_ms = mean wall time per image, one thread, one image "
     "at a time. ratio_source = total source-file bytes / total coded bytes; ratio_raw = total raw pixel bytes "
     "(H*W*C per image) / total coded bytes. top1 = % of images whose argmax logit equals the label; top1_delta = "
-    "top1 minus top1 on the source images (same model). Row 0 ('source') is the dataset files as given."
+    "top1 minus top1 on the source images (same model); top1_lo/top1_hi = its 95% percentile bootstrap interval over "
+    "images (2000 draws, seed 0). per_image.correct[model][row] = each image's verdict, base64 of the packed bits "
+    "(symcodec.bench.atrate). Row 0 ('source') is the dataset files as given."
 )
-METRICS = ("codec", "setting", "bytes", "bpp", "ratio_source", "ratio_raw", "psnr", "psnr_mean", "top1", "top1_delta",
-           "encode_ms", "decode_ms")
+METRICS = ("codec", "setting", "bytes", "bpp", "ratio_source", "ratio_raw", "psnr", "psnr_mean", "top1", "top1_lo", "top1_hi",
+           "top1_delta", "encode_ms", "decode_ms")
 
 
 def load_dataset(src: str | os.PathLike[str], limit: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -142,23 +145,26 @@ def run(dataset: str | os.PathLike[str], models: list[str], codecs: list[str], l
     x, y, src_sizes = load_dataset(dataset, limit)
     n, h, w, c = x.shape
     rows: list[dict[str, Any]] = []
-    src_acc = {m: float((M.predict(net, x) == y).mean() * 100) for m, net in nets.items()}
+    src_ok = {m: M.predict(net, x) == y for m, net in nets.items()}
+    src_acc = {m: float(ok.mean() * 100) for m, ok in src_ok.items()}
     rows.append({"codec": "source", "setting": Path(str(dataset)).name, "sizes": src_sizes, "psnr": None, "psnr_mean": None,
-                 "encode_ms": None, "decode_ms": _source_decode_ms(dataset, min(n, 1000)), "acc": src_acc})
+                 "encode_ms": None, "decode_ms": _source_decode_ms(dataset, min(n, 1000)), "acc": src_acc, "ok": src_ok})
     for cs in tqdm(settings, desc="codecs", file=sys.stderr):
         try:
             rec, sizes, enc_ms, dec_ms = _roundtrip(cs, x)
         except (SymcodecError, OSError, ValueError) as e:
             print(f"symcodec eval: {cs.label} failed: {e}", file=sys.stderr)
             continue
-        acc = {m: float((M.predict(net, rec) == y).mean() * 100) for m, net in nets.items()}
+        ok = {m: M.predict(net, rec) == y for m, net in nets.items()}
         rows.append({"codec": cs.codec, "setting": cs.setting, "sizes": sizes, "psnr": psnr_pooled(x, rec),
                      "psnr_mean": float(np.minimum(psnr(x, rec), PSNR_CAP).mean()),
-                     "encode_ms": enc_ms, "decode_ms": dec_ms, "acc": acc})
+                     "encode_ms": enc_ms, "decode_ms": dec_ms, "acc": {m: float(v.mean() * 100) for m, v in ok.items()}, "ok": ok})
     results: dict[str, list[Any]] = {k: [] for k in METRICS}
     first = models[0]
     for m in models[1:]:
         results[f"top1@{m}"], results[f"top1_delta@{m}"] = [], []
+    rng = np.random.default_rng(seed)
+    boot = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(atrate.N_BOOT)], 1).astype(np.float32)
     for r in rows:
         sz = r["sizes"]
         results["codec"].append(r["codec"])
@@ -175,6 +181,9 @@ def run(dataset: str | os.PathLike[str], models: list[str], codecs: list[str], l
             key = "" if m == first else f"@{m}"
             results["top1" + key].append(r["acc"][m])
             results["top1_delta" + key].append(r["acc"][m] - src_acc[m])
+        draws = r["ok"][first].astype(np.float32) @ boot * (100.0 / n)
+        results["top1_lo"].append(float(np.percentile(draws, 2.5)))
+        results["top1_hi"].append(float(np.percentile(draws, 97.5)))
     descs = {"source": "the dataset's own files, decoded with Pillow (or raw pixels for MNIST idx)"}
     descs.update({cs.codec: cs.description.split(", codebook")[0] for cs in settings})
     return {
@@ -186,6 +195,7 @@ def run(dataset: str | os.PathLike[str], models: list[str], codecs: list[str], l
                      "models": {m: _model_info(m, nets[m]) for m in models}, "codecs": codecs,
                      "codec_descriptions": descs, "rows": [cs.description for cs in settings], "threads": threads},
         "aggregation": AGGREGATION,
+        "per_image": {"correct": {m: [atrate.pack_correct(r["ok"][m]) for r in rows] for m in models}},
         "versions": versions(),
         "git_commit": git_commit(),
         "seed": seed,
@@ -200,9 +210,13 @@ def _model_info(name: str, net: Any) -> dict[str, Any]:
 
 def run_and_save(dataset: str | os.PathLike[str], models: list[str], codecs: list[str], limit: int | None = None,
                  json_path: str | os.PathLike[str] | None = None, plot_path: str | os.PathLike[str] | None = None,
-                 threads: int = 2, seed: int = 0) -> dict[str, Any]:
-    """`run`, then write the JSON (atomically) and the plot where asked."""
+                 threads: int = 2, seed: int = 0, at_bpp: list[float] | None = None) -> dict[str, Any]:
+    """`run`, then each codec's top-1 at the `at_bpp` rates (`atrate`), then write the JSON (atomically) and the plot."""
     result = run(dataset, models, codecs, limit=limit, threads=threads, seed=seed)
+    if at_bpp:
+        cur = atrate.curves(result)
+        ref = next((c for c in ("symc", "sym") if c in cur), None)
+        result["at_bpp"] = [atrate.at_rate(cur, b, reference=ref, seed=seed) for b in at_bpp]
     if json_path is not None:
         atomic_write(Path(json_path), (json.dumps(result, indent=2) + "\n").encode())
     if plot_path is not None:

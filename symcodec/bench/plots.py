@@ -21,10 +21,10 @@ _MODEL = {None: "static", b"CTXM": "model 2", b"PPMT": "model 3"}
 
 def _family(codec: str, setting: str) -> str:
     """Curve a row belongs to: .sym codebooks by training set, geometry and entropy model; others by codec."""
-    if codec != "sym":
+    if codec not in ("sym", "symc"):
         return codec
     if re.fullmatch(r"q\d+", setting):
-        return "sym (quality ladder)"
+        return f"{codec} (quality ladder)"
     name = setting.partition("@")[0]
     stem = Path(name).stem
     try:
@@ -35,11 +35,11 @@ def _family(codec: str, setting: str) -> str:
     except Exception:  # noqa: BLE001 - a plot never fails on a label
         return f"sym {stem}"
     data = stem.split("-")[0] if stem.split("-")[0] and not stem.startswith(("photo", "vector")) else data
-    return f"sym {data} {geometry}, {model}"
+    return f"{'sym' if codec == 'sym' else 'sym compact'} {data} {geometry}, {model}"
 
 
 def _label(codec: str, setting: str) -> str:
-    if codec == "sym":
+    if codec in ("sym", "symc"):
         if re.fullmatch(r"q\d+", setting):
             return setting
         name, _, q = setting.partition("@")

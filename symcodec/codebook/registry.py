@@ -167,14 +167,18 @@ def _not_found(what: str) -> CodebookNotFoundError:
 
 
 def by_id(cid: bytes) -> Codebook | TransformCodebook:
-    """The installed codebook whose id is `cid`."""
+    """The installed codebook whose id is `cid`, or starts with it (a compact file's 8 bytes; two matches: CodebookError)."""
     found = entries()  # a rescan clears _by_id
     h = cid.hex()
     e = _by_id.get(h)
     if e is None:
-        e = next((e for e in found if e.id == h), None)
-        if e is None:
+        hits = [e for e in found if e.id.startswith(h)] if h else []
+        if not hits:
             raise _not_found(f"with id {h}")
+        if len({e.id for e in hits}) > 1:
+            msg = f"codebook id {h} is ambiguous: {', '.join(sorted({e.id for e in hits}))} are installed"
+            raise CodebookError(msg)
+        e = hits[0]
         _by_id[h] = e
     return load_file(e.path)
 

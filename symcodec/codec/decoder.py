@@ -113,12 +113,12 @@ def codebook_for(f: SymFile, codebook: Codebook | TransformCodebook | str | None
     hdr = f.header
     if f.codebook is not None:
         cb = Codebook.from_bytes(f.codebook)
-        if cb.id != hdr.codebook_id:
+        if not cb.id.startswith(hdr.codebook_id):
             msg = "corrupt .sym: embedded codebook id does not match HEAD"
             raise FormatError(msg)
     elif codebook is not None:
         cb = registry.get(codebook)
-        if cb.id != hdr.codebook_id:
+        if not cb.id.startswith(hdr.codebook_id):  # a compact file holds the id's first 8 bytes
             msg = f"codebook {cb.name or cb.short_id} ({cb.hexid}) is not the one this file needs ({hdr.codebook_id.hex()})"
             raise CodebookError(msg)
     else:

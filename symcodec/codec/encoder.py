@@ -97,9 +97,14 @@ class Encoder:
         return encode_image_u8(img, s.centroids, s.lut, s.bits, s.nbr, s.nbrd, s.table, s.cand, *self.layout, *self._tables)
 
     def frame(self, payload: bytes, a: np.ndarray, meta: dict[str, bytes] | None = None, text: dict[str, str] | None = None,
-              embed_codebook: bool = False) -> bytes:
-        """The `.sym` file of a payload, with the image's alpha plane (if `a` has one), metadata and codebook."""
-        if a.shape[2] == self.planes and not (meta or text or embed_codebook):
+              embed_codebook: bool = False, compact: bool = False) -> bytes:
+        """The `.sym` file of a payload, with the image's alpha plane (if `a` has one), metadata and codebook.
+
+        `compact`: the compact form (section 9) where the file is plain and its mode and model allow it, else chunked.
+        """
+        if a.shape[2] == self.planes and not ((meta and any(meta.values())) or text or embed_codebook):
+            if compact and sym.compactable(self.header):
+                return sym.pack_compact(self.header, payload)
             return sym.pack(self.header, payload, start=self.start)  # plain: HEAD, SDAT, SEND
         m = meta or {}
         return sym.pack(self.header, payload, alpha=sym.deflate_alpha(a[:, :, self.planes]) if a.shape[2] > self.planes else None,
@@ -107,16 +112,16 @@ class Encoder:
                         exif=m.get("exif"), xmp=m.get("xmp"), text=text, start=self.start)
 
     def encode(self, a: np.ndarray, meta: dict[str, bytes] | None = None, text: dict[str, str] | None = None,
-               embed_codebook: bool = False, threads: int = 1) -> bytes:
+               embed_codebook: bool = False, threads: int = 1, compact: bool = False) -> bytes:
         """The `.sym` bytes of one (H, W, C) uint8 image of this encoder's size and mode (C: the mode's channels)."""
-        return self.frame(self.payload(a, threads), a, meta, text, embed_codebook)
+        return self.frame(self.payload(a, threads), a, meta, text, embed_codebook, compact)
 
     def encode_batch(self, batch: np.ndarray, metas: list[dict[str, bytes]] | None = None, embed_codebook: bool = False,
-                     threads: int = 1) -> list[bytes]:
+                     threads: int = 1, compact: bool = False) -> list[bytes]:
         """The `.sym` bytes of each image of a (N, H, W, C) batch: one centroid search for all (same bytes as `encode`)."""
         syms = self.symbols(batch, threads)
         return [self.frame(self.model.encode_flat(syms[i], self.layout), batch[i], metas[i] if metas else None,
-                           embed_codebook=embed_codebook) for i in range(len(batch))]
+                           embed_codebook=embed_codebook, compact=compact) for i in range(len(batch))]
 
 
 def encoder_for(cb: Codebook | TransformCodebook, width: int, height: int, mode: str,
@@ -143,12 +148,15 @@ def encode(
     xmp: bytes | None = None,
     text: dict[str, str] | None = None,
     threads: int = 1,
+    compact: bool = False,
 ) -> bytes:
     """Encode a PIL image or uint8 array (L, LA, RGB, RGBA) to `.sym` bytes (metadata: the image's own unless given).
 
     With no codebook, the image's size picks one (`codec.choice`: small-image patch codebooks, or the transform
     codebook for photographs); `quality` (1..100) picks a rung of that ladder or sets a transform codebook's
-    steps. `threads` runs the centroid search, or a photograph's strips, in parallel.
+    steps. `threads` runs the centroid search, or a photograph's strips, in parallel. `compact` writes the
+    compact form (formats/sym.md section 9: 22 bytes of framing instead of 100) when the file is plain (no
+    alpha, metadata or embedded codebook) in mode L or RGB with a patch codebook; the chunked form otherwise.
     """
     q = check_quality(quality)
     cb = registry.get(codebook) if codebook is not None else None
@@ -164,4 +172,6 @@ def encode(
     enc = encoder_for(cb, a.shape[1], a.shape[0], mode, steps)
     if icc_profile is not None or exif is not None or xmp is not None:
         meta = {**meta, **{k: v for k, v in (("icc_profile", icc_profile), ("exif", exif), ("xmp", xmp)) if v is not None}}
+    if isinstance(enc, Encoder):
+        return enc.encode(a, meta, text, embed_codebook, threads, compact)
     return enc.encode(a, meta, text, embed_codebook, threads)

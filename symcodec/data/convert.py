@@ -26,7 +26,7 @@ from tqdm import tqdm
 from ..codebook import registry
 from ..codec.choice import check_quality
 from ..errors import DatasetError
-from ..format.sym import SIGNATURE
+from ..format.sym import is_sym
 from .manifest import Journal, ShardWriter
 from .listing import Work, iter_source
 from .sources import Sample, count_samples
@@ -92,7 +92,7 @@ def manifest_path(dst: str | os.PathLike[str]) -> Path:
 
 
 def _infer_to(first: Sample | None) -> str:
-    if first is not None and (first.key.endswith(".sym") or (first.bytes() or b"").startswith(SIGNATURE)):
+    if first is not None and (first.key.endswith(".sym") or is_sym(first.bytes() or b"")):
         return "png"
     return "sym"
 
@@ -104,6 +104,7 @@ def convert(
     to: str | None = None,
     codebook: str | None = None,
     embed_codebook: bool = False,
+    compact: bool = False,
     quality: int | None = None,
     workers: int | None = None,
     chunk: int | None = None,
@@ -145,12 +146,14 @@ def convert(
         cb_id = registry.get(codebook).hexid if codebook is not None else "auto"
     settings = {"src": str(Path(src).resolve()), "dst": str(Path(dst).resolve()), "to": to, "codebook": cb_id,
                 "embed_codebook": embed_codebook, "quality": quality, "shard_size": shard_size}
+    if compact:  # only when set, so journals written before the option still resume
+        settings["compact"] = True
     journal = Journal.open(Path(manifest) if manifest else manifest_path(dst), settings)
     summary = Summary(skipped=journal.done, manifest=str(journal.path))
     summary._t0 = t0
     try:
         writer = ShardWriter(dst_s, shard_size, journal) if is_tar else None
-        plan = Plan(to, codebook, embed_codebook, quality, None if is_tar else str(Path(dst)))
+        plan = Plan(to, codebook, embed_codebook, quality, None if is_tar else str(Path(dst)), compact)
         if not is_tar:
             Path(dst).mkdir(parents=True, exist_ok=True)
         work = Work(str(src), chunk, limit, journal.done, journal.last_key, str(journal.path))

@@ -15,7 +15,7 @@ from PIL import Image
 
 from ..codec.decoder import decode
 from ..errors import DatasetError
-from ..format.sym import SIGNATURE
+from ..format.sym import is_sym
 from . import tario
 
 IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".sym")
@@ -62,7 +62,7 @@ class Sample:
         if self.pixels is not None:
             return self.pixels
         data = self.bytes() or b""
-        if data.startswith(SIGNATURE):
+        if is_sym(data):
             return decode(data)
         with Image.open(io.BytesIO(data)) as im:
             if im.mode not in ("L", "RGB", "RGBA", "LA"):

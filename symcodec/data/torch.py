@@ -22,7 +22,7 @@ from ..codebook.codebook import Codebook
 from ..codec.decoder import decode
 from ..codec.symbols import purify
 from ..errors import DatasetError
-from ..format.sym import SIGNATURE
+from ..format.sym import is_sym
 from . import tario
 from .sources import IMAGE_EXT, kind, mnist_labels_path, read_idx
 
@@ -37,7 +37,7 @@ def to_tensor(a: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor
 
 
 def _decode_bytes(data: bytes, cb: Codebook | str | None) -> np.ndarray:
-    if data[: len(SIGNATURE)] == SIGNATURE:
+    if is_sym(data):
         return decode(data, cb)
     with Image.open(io.BytesIO(data)) as im:
         if im.mode not in ("L", "RGB", "RGBA", "LA"):

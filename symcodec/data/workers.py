@@ -22,7 +22,7 @@ from ..codebook import registry
 from ..codebook.codebook import Codebook, TransformCodebook
 from ..codec.choice import SMALL_SIDE, choose, jpeg_tables, transform_steps
 from ..codec.decoder import decode, read
-from ..codec.encoder import encoder_for
+from ..codec.encoder import Encoder, encoder_for
 from ..codec.image import samples
 from ..errors import DatasetError, ModeConversionWarning
 from . import fastjpeg, tario
@@ -41,6 +41,7 @@ class Plan:
     embed_codebook: bool = False
     quality: int | None = None  # .sym: the quality ladder (None: its defaults); jpeg: the JPEG quality (None: 95)
     dst_folder: str | None = None  # folder output: workers write files here; None: tar bytes back
+    compact: bool = False  # .sym: the compact form where a file allows it (formats/sym.md section 9)
 
 
 _W: dict[str, Any] = {}
@@ -136,7 +137,7 @@ def _samples(data: bytes | None, pixels: Any) -> Image_:
 
 
 def encode_many(images: list[Image_], cb: Codebook | TransformCodebook | None, embed_codebook: bool = False,
-                quality: int | None = None) -> list[bytes | BaseException]:
+                quality: int | None = None, compact: bool = False) -> list[bytes | BaseException]:
     """The `.sym` bytes of many (samples, mode, metadata, JPEG tables), or the error of each image that cannot be encoded.
 
     Images of one size, mode (and steps) go through one encoder batch (one centroid search); the bytes are
@@ -154,7 +155,9 @@ def encode_many(images: list[Image_], cb: Codebook | TransformCodebook | None, e
             else:
                 gcb, steps = cb, transform_steps(quality, tables) if isinstance(cb, TransformCodebook) else None
             enc = encoder_for(gcb, shape[1], shape[0], mode, steps)
-            blobs = enc.encode_batch(np.stack([images[i][0] for i in idx]), [images[i][2] for i in idx], embed_codebook)
+            batch, metas = np.stack([images[i][0] for i in idx]), [images[i][2] for i in idx]
+            kw = {"compact": True} if compact and isinstance(enc, Encoder) else {}  # transform-mode files are chunked
+            blobs = enc.encode_batch(batch, metas, embed_codebook, **kw)
         except Exception as exc:  # noqa: BLE001 - every image of the group gets the error
             blobs = [exc] * len(idx)
         for i, b in zip(idx, blobs):
@@ -177,7 +180,7 @@ def _convert(items: list[tuple[str, Any, bytes | None, Any]]) -> list[tuple[byte
                 res[i] = (_to_image(key, data, pixels), None)
         except Exception as exc:  # noqa: BLE001 - any failure of one image is reported, the run goes on
             res[i] = (None, _err(exc))
-    for i, b in zip(ok, encode_many(decoded, _W["cb"], plan.embed_codebook, plan.quality)):
+    for i, b in zip(ok, encode_many(decoded, _W["cb"], plan.embed_codebook, plan.quality, plan.compact)):
         res[i] = (None, _err(b)) if isinstance(b, BaseException) else (b, None)
     return res
 

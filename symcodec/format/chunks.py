@@ -82,9 +82,13 @@ def _read_exact(fp: BinaryIO, n: int, what: str) -> bytes:
     return bytes(out)
 
 
-def read_preamble(fp: BinaryIO, signature: bytes, majors: tuple[int, ...], kind: str) -> tuple[int, int]:
-    """Check the signature and that the major version is one of `majors`; return (major, minor)."""
-    head = fp.read(len(signature) + 4)
+def read_preamble(fp: BinaryIO, signature: bytes, majors: tuple[int, ...], kind: str,
+                  head: bytes | None = None) -> tuple[int, int]:
+    """Check the signature and that the major version is one of `majors`; return (major, minor).
+
+    `head`: the preamble's bytes when the caller has already read them from `fp`.
+    """
+    head = fp.read(len(signature) + 4) if head is None else head
     if len(head) < len(signature) or head[: len(signature)] != signature:
         if head and head == signature[: len(head)]:
             msg = f"truncated {kind} signature"

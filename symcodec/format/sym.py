@@ -1,6 +1,7 @@
 """The `.sym` container (formats/sym.md): HEAD, the one writer, the general reader, and the plain-file parse.
 
-`pack` is the only code that frames a `.sym` file. `read` parses any valid file (sections 1-3);
+`pack` is the only code that frames a chunked `.sym` file, `pack_compact` the only one that writes the
+compact form (section 9); `read` reads both. `read` parses any valid file (sections 1-3);
 `parse_plain` recognises the common layout (HEAD, SDAT, SEND; section 2) with its CRCs checked in a few
 slices, and says None to anything else, which then goes to `read` and its errors.
 """
@@ -13,10 +14,14 @@ from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
-from ..errors import FormatError, ImageTooLargeError, OptionError
+from ..errors import ChecksumError, FormatError, ImageTooLargeError, OptionError, TruncatedError, UnsupportedVersionError
 from . import chunks
 
 SIGNATURE = b"\x89SYM\r\n\x1a\n"
+COMPACT_MAGIC = b"\x89sym"  # the compact form (section 9)
+COMPACT_VERSION = 1
+COMPACT_ID = 8  # bytes of the codebook id a compact file carries
+COMPACT_MODELS = (1, 2, 3)
 MINOR = 0
 MAJORS = (1, 2, 3, 4)  # the major version is the entropy model id (section 1, version table)
 COLOURS = {0: (1, 2, 3, 4), 1: (2, 3, 4)}  # colour -> the majors it is valid in
@@ -90,7 +95,12 @@ class Header:
         if len(data) != _HEAD.size:
             msg = f"corrupt .sym: HEAD is {len(data)} bytes, expected {_HEAD.size}"
             raise FormatError(msg)
-        w, h, mode, p, colour, model, k, cid, n_sym = _HEAD.unpack(data)
+        return cls.make(*_HEAD.unpack(data), max_pixels=max_pixels, major=major)
+
+    @classmethod
+    def make(cls, w: int, h: int, mode: int, p: int, colour: int, model: int, k: int, cid: bytes, n_sym: int | None,
+             max_pixels: int | None = None, major: int = 1) -> Header:
+        """A validated header from raw field values (section 3); n_sym None: the count the geometry implies."""
         if mode not in MODES:
             msg = f"corrupt .sym: unknown mode {mode}"
             raise FormatError(msg)
@@ -107,17 +117,18 @@ class Header:
         if p not in (2, 4, 8) or major not in COLOURS.get(colour, ()) or not 2 <= k <= 65536:
             msg = f"corrupt .sym: unsupported geometry (patch {p}, colour {colour}, K {k})"
             raise FormatError(msg)
-        hdr = cls(w, h, MODES[mode], p, colour, model, k, cid, n_sym)
+        hdr = cls(w, h, MODES[mode], p, colour, model, k, cid, 0)
         if colour == 1 and hdr.planes != 3:
             msg = "corrupt .sym: colour 1 (ycc420) needs an RGB or RGBA mode"
             raise FormatError(msg)
         if model == 4 and (p != 8 or (colour == 0 and hdr.planes != 1)):
             msg = "corrupt .sym: entropy model 4 needs 8x8 blocks and, in colour 0, an L or LA mode"
             raise FormatError(msg)
-        if n_sym != sum(gh * gw for gh, gw in hdr.plane_grids):
+        n = sum(gh * gw for gh, gw in hdr.plane_grids)
+        if n_sym is not None and n_sym != n:
             msg = "corrupt .sym: symbol count does not match the dimensions"
             raise FormatError(msg)
-        return hdr
+        return cls(w, h, MODES[mode], p, colour, model, k, cid, n)
 
 
 def head(hdr: Header) -> bytes:
@@ -132,6 +143,9 @@ def pack(hdr: Header, payload: bytes | None, *, alpha: bytes | None = None, code
 
     `alpha` is the deflated alpha plane (`deflate_alpha`); `start` is `head(hdr)`, when the caller keeps it.
     """
+    if len(hdr.codebook_id) != 32:
+        msg = "the chunked form needs the codebook's whole id (a compact file's header carries 8 bytes of it)"
+        raise OptionError(msg)
     start = start if start is not None else head(hdr)
     if not (alpha is not None or codebook is not None or icc_profile or exif or xmp or text) and payload is not None:
         return b"".join((start, chunks.pack_chunk(b"SDAT", payload), SEND))  # the plain layout, the common case
@@ -157,6 +171,95 @@ def pack(hdr: Header, payload: bytes | None, *, alpha: bytes | None = None, code
     return b"".join(parts)
 
 
+def is_sym(prefix: bytes) -> bool:
+    """Whether bytes start like a `.sym` file, chunked (section 1) or compact (section 9)."""
+    return prefix[: len(SIGNATURE)] == SIGNATURE or prefix[: len(COMPACT_MAGIC)] == COMPACT_MAGIC
+
+
+def compactable(hdr: Header) -> bool:
+    """Whether a plain file with this header has a compact form (section 9: modes L and RGB, entropy models 1-3)."""
+    return hdr.mode in ("L", "RGB") and hdr.model_id in COMPACT_MODELS
+
+
+def _leb(v: int) -> bytes:
+    out = bytearray()
+    while True:
+        b, v = v & 0x7F, v >> 7
+        out.append(b | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def _read_leb(b: bytes, o: int, what: str) -> tuple[int, int]:
+    """An unsigned LEB128 value at b[o:] (minimal, at most 5 bytes) and the offset after it."""
+    v = 0
+    for i in range(5):
+        if o >= len(b):
+            msg = f"truncated compact .sym: {what}"
+            raise TruncatedError(msg)
+        c = b[o]
+        o += 1
+        v |= (c & 0x7F) << (7 * i)
+        if not c & 0x80:
+            if c == 0 and i:
+                msg = f"corrupt compact .sym: {what} is not minimally encoded"
+                raise FormatError(msg)
+            return v, o
+    msg = f"corrupt compact .sym: {what} is longer than 5 bytes"
+    raise FormatError(msg)
+
+
+_PATCH_CODES = {2: 0, 4: 1, 8: 2}
+
+
+def pack_compact(hdr: Header, payload: bytes) -> bytes:
+    """A plain file in the compact form (section 9): 4-byte magic, version, descriptor, W, H, K, 8 id bytes, payload, CRC."""
+    if not compactable(hdr):
+        msg = f"the compact form holds modes L and RGB with entropy models 1-3, not {hdr.mode} with model {hdr.model_id}"
+        raise OptionError(msg)
+    if len(payload) % 4:
+        msg = "an SDAT payload's length is a multiple of 4"
+        raise FormatError(msg)
+    d = hdr.model_id | _PATCH_CODES[hdr.patch] << 2 | hdr.colour << 4 | (hdr.mode == "RGB") << 5
+    body = b"".join((COMPACT_MAGIC, bytes((COMPACT_VERSION, d)), _leb(hdr.width), _leb(hdr.height), _leb(hdr.k),
+                     hdr.codebook_id[:COMPACT_ID], payload))
+    return body + _U32.pack(zlib.crc32(body))
+
+
+def read_compact(b: bytes, max_pixels: int | None = None) -> SymFile:
+    """Parse a whole compact-form file (section 9)."""
+    if len(b) < len(COMPACT_MAGIC) + 2 or b[: len(COMPACT_MAGIC)] != COMPACT_MAGIC:
+        msg = "truncated compact .sym: no version and descriptor"
+        raise TruncatedError(msg)
+    if b[4] != COMPACT_VERSION:
+        msg = f"compact .sym version {b[4]} is not supported (this reader handles {COMPACT_VERSION})"
+        raise UnsupportedVersionError(msg)
+    if len(b) < 4 + 2 + 3 + COMPACT_ID + 4:
+        msg = f"truncated compact .sym: {len(b)} bytes"
+        raise TruncatedError(msg)
+    if zlib.crc32(b[:-4]) != _U32.unpack_from(b, len(b) - 4)[0]:
+        msg = "corrupt compact .sym: CRC mismatch (or a truncated file)"
+        raise ChecksumError(msg)
+    d = b[5]
+    model, pcode, colour, rgb = d & 3, d >> 2 & 3, d >> 4 & 1, d >> 5 & 1
+    if d >> 6 or model == 0 or pcode == 3:
+        msg = f"corrupt compact .sym: bad descriptor byte {d:#04x}"
+        raise FormatError(msg)
+    w, o = _read_leb(b, 6, "width")
+    h, o = _read_leb(b, o, "height")
+    k, o = _read_leb(b, o, "K")
+    end = len(b) - 4
+    if o + COMPACT_ID > end:
+        msg = "truncated compact .sym: codebook id"
+        raise TruncatedError(msg)
+    cid, payload = b[o : o + COMPACT_ID], b[o + COMPACT_ID : end]
+    if len(payload) % 4:
+        msg = "corrupt compact .sym: payload length is not a multiple of 4"
+        raise FormatError(msg)
+    hdr = Header.make(w, h, 3 if rgb else 1, (2, 4, 8)[pcode], colour, model, k, cid, None, max_pixels, model)
+    return SymFile(hdr, payload, compact=True)
+
+
 def deflate_alpha(plane: np.ndarray) -> bytes:
     """The ALPH payload of an (H, W) uint8 alpha plane."""
     return zlib.compress(np.ascontiguousarray(plane, np.uint8).tobytes(), 9)
@@ -174,9 +277,15 @@ class SymFile:
     exif: bytes | None = None
     xmp: bytes | None = None
     text: dict[str, str] = field(default_factory=dict)
+    compact: bool = False  # read from (or to be written in) the compact form, section 9
 
     def to_bytes(self) -> bytes:
-        """Serialise to `.sym` bytes (through `pack`)."""
+        """Serialise to `.sym` bytes (through `pack`, or `pack_compact` for a compact file)."""
+        if self.compact:
+            if self.alpha is not None or self.codebook is not None or self.icc_profile or self.exif or self.xmp or self.text:
+                msg = "the compact form holds plain files only (no alpha, embedded codebook or metadata)"
+                raise OptionError(msg)
+            return pack_compact(self.header, self.payload or b"")
         return pack(self.header, self.payload, alpha=self.alpha, codebook=self.codebook, icc_profile=self.icc_profile,
                     exif=self.exif, xmp=self.xmp, text=self.text)
 
@@ -202,9 +311,16 @@ def _meta(ch: chunks.Chunk) -> bytes:
 
 
 def read(data: bytes | BinaryIO, header_only: bool = False, max_pixels: int | None = None) -> SymFile:
-    """Parse a `.sym` file. With header_only, stop at the first symbol chunk (no payload kept)."""
+    """Parse a `.sym` file, chunked or compact. With header_only, stop at the first symbol chunk (no payload kept)."""
     fp = chunks.as_stream(data)
-    major, _ = chunks.read_preamble(fp, SIGNATURE, MAJORS, "SYM")
+    pre = fp.read(len(SIGNATURE) + 4)
+    if pre[: len(COMPACT_MAGIC)] == COMPACT_MAGIC:
+        rest = fp.read(chunks.MAX_CHUNK + 1 - len(pre))  # no legal compact file is larger than a chunk
+        if len(pre) + len(rest) > chunks.MAX_CHUNK:
+            msg = f"corrupt compact .sym: over {chunks.MAX_CHUNK} bytes"
+            raise FormatError(msg)
+        return read_compact(pre + rest, max_pixels)
+    major, _ = chunks.read_preamble(fp, SIGNATURE, MAJORS, "SYM", pre)
     it = chunks.iter_chunks(fp, ".sym", KNOWN)
     try:
         first = next(it)

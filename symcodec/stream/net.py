@@ -25,7 +25,7 @@ from ..codec.encoder import encoder_for
 from ..codec.files import open_image
 from ..data.sources import count_samples, iter_samples
 from ..errors import CodebookError, FormatError, SymcodecError
-from ..format.sym import SIGNATURE
+from ..format.sym import is_sym
 from . import bands
 from . import packets as pk
 from .receiver import MAX_PENDING, MAX_PIXELS, MAX_SENDER_BYTES, Receiver
@@ -62,7 +62,7 @@ def _symbols(data: bytes | None, pixels: np.ndarray | None, cb: Codebook) -> tup
 
     BAND packets carry equal-sized planes (formats/stream.md), so colour-1 (ycc420) codebooks are refused.
     """
-    if data is not None and data.startswith(SIGNATURE):
+    if data is not None and is_sym(data):
         f = read(data)
         check_budget(f.header, coded_bytes(f))
         fcb = codebook_for(f)

@@ -140,6 +140,24 @@ def _git_commit() -> str:
         return "unknown"
 
 
+def reconstruct(x: np.ndarray, spec: str, progress: bool = True) -> np.ndarray:
+    """(N,H,W,C) uint8 images as a codec gives them back: a codebook name (its purifier, `symcodec.purify`) or one
+    `symcodec eval` codec setting (`webp:50`, `avif:30`, `jxl:75`, `jpeg:50`, `symc:CB`: file bytes and back)."""
+    if ":" not in spec:
+        return purify(x, spec)
+    from ..bench.baselines import parse_codec  # noqa: PLC0415 - the eval codecs (Pillow's AVIF, JPEG XL) only when asked
+
+    settings = parse_codec(spec)
+    if len(settings) != 1:
+        msg = f"a reconstruction is one codec setting, e.g. webp:50; {spec!r} has {len(settings)}"
+        raise OptionError(msg)
+    cs = settings[0]
+    out = np.empty_like(x)
+    for i in tqdm(range(len(x)), desc=f"reconstruct {cs.label}", leave=False, disable=not progress, file=sys.stderr):
+        out[i] = cs.decode(cs.encode(x[i]), x.shape[3]).reshape(out.shape[1:])
+    return out
+
+
 def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str], *, test: str | os.PathLike[str] | None = None,
                      arch: str | None = None, epochs: float | None = None, init: str | None = None,
                      on_reconstructions: list[str] | tuple[str, ...] = (), mix_clean: int = 0, holdout: float = 0.1,
@@ -207,7 +225,7 @@ def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str],
     done: dict[str, np.ndarray] = {}
     for cb in on_reconstructions:  # a codebook named twice is drawn twice as often (reconstructed once)
         if cb not in done:
-            done[cb] = purify(xtr, cb)
+            done[cb] = reconstruct(xtr, cb)
         versions.append(done[cb])
     x_all = torch.from_numpy(np.stack(versions)).permute(0, 1, 4, 2, 3).contiguous()  # (V, N, C, H, W)
     x_train, y_train = x_all[0], torch.from_numpy(ytr)
@@ -322,7 +340,7 @@ def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str],
     model.eval()
     acc = {"clean": float((models.predict(model, xte, 500) == yte).mean() * 100)}
     for cb in dict.fromkeys(on_reconstructions):
-        acc[f"reconstructed {cb}"] = float((models.predict(model, purify(xte, cb), 500) == yte).mean() * 100)
+        acc[f"reconstructed {cb}"] = float((models.predict(model, reconstruct(xte, cb), 500) == yte).mean() * 100)
     held = str(test) if test is not None else f"{len(xte)} images held out of {train} (stratified, seed {seed})"
     meta = {"train": str(train), "test": held, "classes": classes, "n_train": n, "n_test": len(xte),
             "test_accuracy": acc, "recipe": hp, "arch": arch, "epochs": epochs, "init": init,

@@ -1,0 +1,80 @@
+"""Accuracy at a fixed rate (symcodec.bench.atrate): the envelope rule, paired bootstrap intervals, and the
+per-image verdicts `symcodec eval` stores, checked against a real run on real test images."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from symcodec.bench import atrate
+from symcodec.cli import main
+from symcodec.errors import SymcodecError
+
+
+def test_envelope_rule() -> None:
+    bpp, acc = np.array([1.0, 2.0, 3.0]), np.array([80.0, 78.0, 90.0])
+    assert atrate.envelope_at(bpp, acc, 0.9) is None  # below the codec's smallest files
+    assert atrate.envelope_at(bpp, acc, 1.0) == 80.0
+    assert atrate.envelope_at(bpp, acc, 2.0) == 80.0  # running max: 2 bpp can buy the 1 bpp setting
+    assert atrate.envelope_at(bpp, acc, 2.5) == pytest.approx(85.0)
+    assert atrate.envelope_at(bpp, acc, 7.0) == 90.0  # above its largest: its best holds
+    assert atrate.envelope_at(bpp[::-1], acc[::-1], 2.5) == pytest.approx(85.0)  # order of settings does not matter
+
+
+def _curve(bpp: list[float], p: list[float], n: int, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    return {"settings": [str(b) for b in bpp], "bpp": np.asarray(bpp), "correct": np.stack([rng.random(n) < q for q in p])}
+
+
+def test_paired_bootstrap() -> None:
+    n = 4000
+    a = _curve([1.5, 2.5], [0.80, 0.90], n, 1)
+    same = {"settings": a["settings"], "bpp": a["bpp"].copy(), "correct": a["correct"].copy()}
+    b = _curve([1.0, 1.8, 3.0], [0.70, 0.75, 0.95], n, 2)
+    res = atrate.at_rate({"a": a, "same": same, "b": b}, 2.0, reference="a", n_boot=500)
+    ra = res["codecs"]["a"]
+    want = np.interp(2.0, a["bpp"], a["correct"].mean(1) * 100)
+    assert ra["top1"] == pytest.approx(want) and ra["ci95"][0] < want < ra["ci95"][1]
+    assert 0.5 < ra["ci95"][1] - ra["ci95"][0] < 4  # about +-1 point at n=4000
+    d = res["differences"]
+    assert d["same"]["delta"] == 0 and d["same"]["ci95"] == [0.0, 0.0]  # paired: identical verdicts, no spread
+    assert d["b"]["delta"] == pytest.approx(want - res["codecs"]["b"]["top1"])
+    assert d["b"]["ci95"][0] < d["b"]["delta"] < d["b"]["ci95"][1]
+    low = atrate.at_rate({"a": a, "b": b}, 1.2, reference="a", n_boot=50)
+    assert low["codecs"]["a"]["top1"] is None and low["differences"]["b"]["delta"] is None
+    with pytest.raises(SymcodecError):
+        atrate.at_rate({"a": a, "c": _curve([1.0], [0.5], n + 1, 3)}, 2.0)
+    assert "top-1 at 2 bpp" in atrate.text(res)
+
+
+def test_pack_roundtrip() -> None:
+    ok = np.random.default_rng(0).random(1001) < 0.3
+    assert np.array_equal(atrate.unpack_correct(atrate.pack_correct(ok), 1001), ok)
+
+
+def test_eval_stores_verdicts_and_reads_at_rate(cifar_test_tar, tmp_path) -> None:
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(main, ["eval", str(cifar_test_tar), "-m", "cifar10-clean", "--codec",
+                                    "symc:cifar10-ycc420-k256-ppm,cifar10-ycc420-k512-ppm", "--codec", "sym:cifar10-ycc420-k512-ppm",
+                                    "--codec", "webp:30,50", "--limit", "150", "--threads", "2", "--at-bpp", "2.0", "--at-bpp", "2.6",
+                                    "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    r = json.loads(out.read_text())
+    rr, n = r["results"], 150
+    assert rr["codec"] == ["source", "symc", "symc", "sym", "webp", "webp"]
+    verdicts = r["per_image"]["correct"]["cifar10-clean"]
+    for i in range(len(rr["codec"])):  # the stored verdicts are the reported accuracy, inside its interval
+        ok = atrate.unpack_correct(verdicts[i], n)
+        assert ok.mean() * 100 == pytest.approx(rr["top1"][i])
+        assert rr["top1_lo"][i] <= rr["top1"][i] <= rr["top1_hi"][i]
+    assert rr["bytes"][2] == pytest.approx(rr["bytes"][3] - 78, abs=1e-9)  # same payloads, 78 bytes less framing
+    assert rr["top1"][2] == rr["top1"][3]  # and the same pixels
+    a2, a26 = r["at_bpp"]
+    assert a2["reference"] == "symc" and set(a2["codecs"]) == {"symc", "sym", "webp"}
+    cur = atrate.curves(r)
+    assert a2["codecs"]["webp"]["top1"] == pytest.approx(
+        atrate.envelope_at(cur["webp"]["bpp"], cur["webp"]["correct"].mean(1) * 100, 2.0))
+    assert a26["bpp"] == 2.6
+    assert "top-1 at 2 bpp" in res.output
