@@ -56,7 +56,7 @@ def test_pack_roundtrip() -> None:
 
 def test_eval_stores_verdicts_and_reads_at_rate(cifar_test_tar, tmp_path) -> None:
     out = tmp_path / "r.json"
-    res = CliRunner().invoke(main, ["eval", str(cifar_test_tar), "-m", "cifar10-clean", "--codec",
+    res = CliRunner().invoke(main, ["eval", str(cifar_test_tar), "-m", "cifar10-clean", "-m", "cifar10-airnet2", "--codec",
                                     "symc:cifar10-ycc420-k256-ppm,cifar10-ycc420-k512-ppm", "--codec", "sym:cifar10-ycc420-k512-ppm",
                                     "--codec", "webp:30,50", "--limit", "150", "--threads", "2", "--at-bpp", "2.0", "--at-bpp", "2.6",
                                     "--json", str(out)])
@@ -78,3 +78,16 @@ def test_eval_stores_verdicts_and_reads_at_rate(cifar_test_tar, tmp_path) -> Non
         atrate.envelope_at(cur["webp"]["bpp"], cur["webp"]["correct"].mean(1) * 100, 2.0))
     assert a26["bpp"] == 2.6
     assert "top-1 at 2 bpp" in res.output
+    # protocol (b): each codec read with its own classifier's verdicts (tools/eval_at_rate.py)
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    import eval_at_rate
+
+    both = eval_at_rate.main([str(out), "--bpp", "2.0", "--curve", "symc=cifar10-clean", "--curve", "webp=cifar10-airnet2",
+                              "--json", str(tmp_path / "b.json")])
+    assert both["curves"] == {"symc": "cifar10-clean", "webp": "cifar10-airnet2"}
+    w = atrate.curves(r, "cifar10-airnet2", ["webp"])["webp"]
+    assert both["at_bpp"][0]["codecs"]["webp"]["top1"] == pytest.approx(atrate.envelope_at(w["bpp"], w["correct"].mean(1) * 100, 2.0))
+    assert json.loads((tmp_path / "b.json").read_text())["at_bpp"][0]["reference"] == "symc"
