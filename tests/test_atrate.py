@@ -85,9 +85,12 @@ def test_eval_stores_verdicts_and_reads_at_rate(cifar_test_tar, tmp_path) -> Non
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
     import eval_at_rate
 
-    both = eval_at_rate.main([str(out), "--bpp", "2.0", "--curve", "symc=cifar10-clean", "--curve", "webp=cifar10-airnet2",
-                              "--json", str(tmp_path / "b.json")])
-    assert both["curves"] == {"symc": "cifar10-clean", "webp": "cifar10-airnet2"}
+    both = eval_at_rate.main([str(out), "--bpp", "2.0", "--curve", "symc@cifar10-clean", "--curve", "webp@cifar10-airnet2",
+                              "--curve", "webp@cifar10-clean", "--json", str(tmp_path / "b.json"), "--plot", str(tmp_path / "b.png")])
+    assert both["curves"] == {"symc@cifar10-clean": "cifar10-clean", "webp@cifar10-airnet2": "cifar10-airnet2",
+                              "webp@cifar10-clean": "cifar10-clean"}
     w = atrate.curves(r, "cifar10-airnet2", ["webp"])["webp"]
-    assert both["at_bpp"][0]["codecs"]["webp"]["top1"] == pytest.approx(atrate.envelope_at(w["bpp"], w["correct"].mean(1) * 100, 2.0))
-    assert json.loads((tmp_path / "b.json").read_text())["at_bpp"][0]["reference"] == "symc"
+    assert both["at_bpp"][0]["codecs"]["webp@cifar10-airnet2"]["top1"] == pytest.approx(
+        atrate.envelope_at(w["bpp"], w["correct"].mean(1) * 100, 2.0))
+    assert json.loads((tmp_path / "b.json").read_text())["at_bpp"][0]["reference"] == "symc@cifar10-clean"
+    assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,15 +1,15 @@
 """Read `symcodec eval` results at fixed rates: each codec's top-1 at B bpp with paired bootstrap intervals.
 
 Usage:
-    python tools/eval_at_rate.py RESULT.json [RESULT.json ...] --bpp 2.0 [--curve CODEC=MODEL ...]
-        [--reference symc] [--json OUT.json]
+    python tools/eval_at_rate.py RESULT.json [RESULT.json ...] --bpp 2.0 [--curve CODEC@MODEL ...]
+        [--reference CODEC@MODEL] [--json OUT.json] [--plot OUT.png]
 
 Without --curve, every codec of every file is read with that file's primary model (protocol (a) of issue 17:
-one classifier for all codecs). `--curve webp=cifar10-airnet3-ft-webp` reads the webp rows with that model's
-verdicts instead (protocol (b): each codec with the classifier fine-tuned on its own reconstructions); the
-model must be one of the file's `-m` models. All files must hold the same images (same dataset and --limit):
-the bootstrap resamples images jointly, so differences are paired. The rule and the intervals are
-`symcodec.bench.atrate`'s.
+one classifier for all codecs). `--curve webp@cifar10-airnet3-ft-webp` reads the webp rows with that model's
+verdicts (protocol (b): each codec with the classifier fine-tuned on its own reconstructions); curves of both
+protocols can be read together. All files must hold the same images (same dataset and --limit): the
+bootstrap resamples images jointly, so differences are paired. The rule and the intervals are
+`symcodec.bench.atrate`'s; the plot draws each curve with its 95% bootstrap band.
 """
 from __future__ import annotations
 
@@ -30,29 +30,34 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("results", nargs="+", type=Path)
     ap.add_argument("--bpp", type=float, action="append", required=True, help="rate(s) to read the curves at")
-    ap.add_argument("--curve", action="append", default=[], help="CODEC=MODEL: read CODEC's rows with MODEL's verdicts")
-    ap.add_argument("--reference", default=None, help="codec the paired differences are taken from (default symc, else sym)")
+    ap.add_argument("--curve", action="append", default=[], help="CODEC@MODEL: read CODEC's rows with MODEL's verdicts")
+    ap.add_argument("--reference", default=None, help="CODEC@MODEL the paired differences are taken from (default: the first symc, else sym, curve)")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--plot", type=Path, default=None)
+    ap.add_argument("--title", default=None)
     a = ap.parse_args(argv)
-    pick = dict(c.split("=", 1) for c in a.curve)
+    wanted = [tuple(c.split("@", 1)) for c in a.curve]
     cur: dict = {}
     datasets = set()
     for path in a.results:
         r = json.loads(path.read_text())
         datasets.add((r["settings"]["dataset"], r["settings"]["n_images"], r["settings"].get("limit")))
         models = list(r["settings"]["models"])
-        for codec in dict.fromkeys(c for c in r["results"]["codec"] if c != "source"):
-            if pick and codec not in pick:
+        codecs = list(dict.fromkeys(c for c in r["results"]["codec"] if c != "source"))
+        pairs = wanted or [(c, models[0]) for c in codecs]
+        for codec, model in pairs:
+            if codec not in codecs or model not in models:
                 continue
-            model = pick.get(codec, models[0])
-            if model not in models:
-                continue
-            if codec in cur:
-                sys.exit(f"codec {codec} appears in more than one result; read them apart or name one with --curve")
-            cur.update(atrate.curves(r, model, [codec]))
+            label = f"{codec}@{model}"
+            if label in cur:
+                sys.exit(f"{label} appears in more than one result")
+            cur[label] = atrate.curves(r, model, [codec])[codec]
     if len(datasets) != 1:
         sys.exit(f"the results were measured on different images: {sorted(datasets)}")
-    ref = a.reference or next((c for c in ("symc", "sym") if c in cur), None)
+    missing = [f"{c}@{m}" for c, m in wanted if f"{c}@{m}" not in cur]
+    if missing:
+        sys.exit(f"not in these results: {', '.join(missing)}")
+    ref = a.reference or next((k for k in cur if k.startswith("symc@")), next((k for k in cur if k.startswith("sym@")), None))
     out = {"name": "symcodec-eval-at-rate", "results_files": [str(p) for p in a.results], "curves": {c: v["model"] for c, v in cur.items()},
            "at_bpp": [atrate.at_rate(cur, b, reference=ref) for b in a.bpp], "rule": atrate.__doc__.split("\n\n")[1],
            "versions": versions(), "git_commit": git_commit()}
@@ -60,7 +65,52 @@ def main(argv: list[str] | None = None) -> dict:
         print(atrate.text(res) + "\n")
     if a.json is not None:
         atomic_write(a.json, (json.dumps(out, indent=2) + "\n").encode())
+    if a.plot is not None:
+        plot(cur, a.bpp, a.plot, a.title or f"{Path(next(iter(datasets))[0]).name}: top-1 against rate ({next(iter(datasets))[1]} images)")
     return out
+
+
+def plot(cur: dict, rates: list[float], path: Path, title: str) -> None:
+    """Each curve through its settings with its 95% bootstrap band; the rates read are dotted lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import io
+
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from symcodec.bench.plots import STYLE
+
+    fig, ax = plt.subplots(figsize=(10, 6))
+    rng = np.random.default_rng(0)
+    n = next(iter(cur.values()))["correct"].shape[1]
+    w = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(atrate.N_BOOT)], 1).astype(np.float32)
+    extra = ["tab:red", "tab:purple", "tab:orange", "tab:pink", "tab:olive", "tab:gray"]
+    for i, (label, c) in enumerate(cur.items()):
+        codec, model = label.split("@", 1)
+        order = np.argsort(c["bpp"])
+        b = c["bpp"][order]
+        ok = c["correct"][order].astype(np.float32)
+        acc = ok.mean(1) * 100
+        draws = ok @ w * (100.0 / n)
+        lo, hi = np.percentile(draws, 2.5, axis=1), np.percentile(draws, 97.5, axis=1)
+        color, marker, _ = STYLE.get(codec, (extra[i % len(extra)], "o", "-"))
+        ls = "-" if codec.startswith("sym") else "--"
+        ax.plot(b, acc, ls, marker=marker, color=color, label=f"{codec}, classifier {model}")
+        ax.fill_between(b, lo, hi, color=color, alpha=0.15, lw=0)
+    for r in rates:
+        ax.axvline(r, color="black", lw=0.8, ls=":")
+    ax.set_xlabel("bits per pixel (real file bytes x 8 / pixels, headers included)")
+    ax.set_ylabel("top-1 accuracy (%), bands: 95% bootstrap over images")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write(path, buf.getvalue())
 
 
 if __name__ == "__main__":
