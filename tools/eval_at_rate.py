@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--plot", type=Path, default=None)
     ap.add_argument("--title", default=None)
+    ap.add_argument("--xlim", default=None, help="LO,HI bpp shown in the plot")
+    ap.add_argument("--ylim", default=None, help="LO,HI top-1 %% shown in the plot")
     a = ap.parse_args(argv)
     wanted = [tuple(c.split("@", 1)) for c in a.curve]
     cur: dict = {}
@@ -66,11 +68,16 @@ def main(argv: list[str] | None = None) -> dict:
     if a.json is not None:
         atomic_write(a.json, (json.dumps(out, indent=2) + "\n").encode())
     if a.plot is not None:
-        plot(cur, a.bpp, a.plot, a.title or f"{Path(next(iter(datasets))[0]).name}: top-1 against rate ({next(iter(datasets))[1]} images)")
+        lims = [tuple(float(v) for v in x.split(",")) if x else None for x in (a.xlim, a.ylim)]
+        plot(cur, a.bpp, a.plot, a.title or f"{Path(next(iter(datasets))[0]).name}: top-1 against rate ({next(iter(datasets))[1]} images)",
+             *lims)
     return out
 
 
-def plot(cur: dict, rates: list[float], path: Path, title: str) -> None:
+NAMES = {"symc": ".sym (compact form)", "sym": ".sym", "webp": "WebP", "avif": "AVIF", "jxl": "JPEG XL", "jpeg": "JPEG"}
+
+
+def plot(cur: dict, rates: list[float], path: Path, title: str, xlim: tuple | None = None, ylim: tuple | None = None) -> None:
     """Each curve through its settings with its 95% bootstrap band; the rates read are dotted lines."""
     import matplotlib
 
@@ -97,13 +104,18 @@ def plot(cur: dict, rates: list[float], path: Path, title: str) -> None:
         lo, hi = np.percentile(draws, 2.5, axis=1), np.percentile(draws, 97.5, axis=1)
         color, marker, _ = STYLE.get(codec, (extra[i % len(extra)], "o", "-"))
         ls = "-" if codec.startswith("sym") else "--"
-        ax.plot(b, acc, ls, marker=marker, color=color, label=f"{codec}, classifier {model}")
+        name = NAMES.get(codec, codec)
+        ax.plot(b, acc, ls, marker=marker, color=color, label=f"{name}, classifier {model}")
         ax.fill_between(b, lo, hi, color=color, alpha=0.15, lw=0)
     for r in rates:
         ax.axvline(r, color="black", lw=0.8, ls=":")
     ax.set_xlabel("bits per pixel (real file bytes x 8 / pixels, headers included)")
     ax.set_ylabel("top-1 accuracy (%), bands: 95% bootstrap over images")
     ax.set_title(title)
+    if xlim:
+        ax.set_xlim(*xlim)
+    if ylim:
+        ax.set_ylim(*ylim)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()

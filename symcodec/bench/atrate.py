@@ -133,12 +133,14 @@ def text(res: dict[str, Any]) -> str:
     ref = res.get("reference")
     lines = [f"top-1 at {res['bpp']:g} bpp on {res['n_images']} images (running-max envelope, linear; 95% bootstrap, "
              f"{res['n_boot']} draws" + (f"; differences: {ref} minus the codec, paired)" if ref else ")")]
-    lines.append(f"{'codec':<12}{'model':<34}{'top1':>8}{'95% CI':>18}{'bpp range':>16}" + (f"{'delta':>9}{'95% CI':>18}" if ref else ""))
+    cw = max(12, *(len(k) + 2 for k in res["codecs"]))
+    mw = max(8, *(len(str(r["model"])) + 2 for r in res["codecs"].values()))
+    lines.append(f"{'codec':<{cw}}{'model':<{mw}}{'top1':>8}{'95% CI':>18}{'bpp range':>16}" + (f"{'delta':>9}{'95% CI':>18}" if ref else ""))
     for name, row in res["codecs"].items():
         t = "-" if row["top1"] is None else f"{row['top1']:.2f}"
         ci = "-" if row["ci95"] is None else f"[{row['ci95'][0]:.2f}, {row['ci95'][1]:.2f}]"
         rng = f"{row['bpp_range'][0]:.2f}-{row['bpp_range'][1]:.2f}"
-        line = f"{name:<12}{str(row['model'])[:33]:<34}{t:>8}{ci:>18}{rng:>16}"
+        line = f"{name:<{cw}}{str(row['model']):<{mw}}{t:>8}{ci:>18}{rng:>16}"
         if ref:
             d = res["differences"].get(name)
             if d is None:
