@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from .bench import atrate
 from .bench.rd import run_and_save as run_rd_and_save
 from .bench.rd import summary as rd_summary
 from .codebook.registry import entries, search_path
@@ -314,7 +315,6 @@ def eval_cmd(dataset: str, models: tuple[str, ...], codecs: tuple[str, ...], lim
       symcodec eval photos/test --codec sym:q20,q40,q60,q80,q90 --codec jpeg:20,40,60,80,90 --json rd.json --plot rd.png
     """
     if models:
-        from .bench import atrate
         from .bench.evaluate import run_and_save, summary  # torch: the [torch] extra
 
         res = run_and_save(dataset, list(models), list(codecs), limit, json_out, plot_out, threads, at_bpp=list(at_bpp))

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from symcodec.bench import rd
-from symcodec.bench.baselines import parse_codec
+from symcodec.codec.roundtrip import parse_codec
 from symcodec.cli import main
 from tests.conftest import need_shared
 

@@ -1,1 +1,1 @@
-"""The research harness: rate against accuracy beside JPEG and WebP (`symcodec eval`), baselines, plots."""
+"""The research harness: rate against accuracy beside JPEG and WebP (`symcodec eval`), accuracy at a rate, plots."""

@@ -26,7 +26,7 @@ from ..codec.symbols import purify
 from ..data.sources import iter_samples, read_idx
 from ..errors import DatasetError, SymcodecError
 from . import atrate
-from .baselines import CodecSetting, parse_codec
+from ..codec.roundtrip import CodecSetting, parse_codec
 from .meta import git_commit, versions
 from .plots import plot
 

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from ..atomic import atomic_write
 from ..data.sources import iter_samples
 from ..errors import DatasetError, SymcodecError
-from .baselines import CodecSetting, parse_codec
+from ..codec.roundtrip import CodecSetting, parse_codec
 from .meta import git_commit, versions
 from .plots import plot_rd
 

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from ..atomic import atomic_write
 from ..classify import models
+from ..codec.roundtrip import parse_codec
 from ..codec.symbols import purify
 from . import adversarial as adv
 from ..data.sources import load_arrays
@@ -145,8 +146,6 @@ def reconstruct(x: np.ndarray, spec: str, progress: bool = True) -> np.ndarray:
     `symcodec eval` codec setting (`webp:50`, `avif:30`, `jxl:75`, `jpeg:50`, `symc:CB`: file bytes and back)."""
     if ":" not in spec:
         return purify(x, spec)
-    from ..bench.baselines import parse_codec  # noqa: PLC0415 - the eval codecs (Pillow's AVIF, JPEG XL) only when asked
-
     settings = parse_codec(spec)
     if len(settings) != 1:
         msg = f"a reconstruction is one codec setting, e.g. webp:50; {spec!r} has {len(settings)}"

@@ -1,4 +1,4 @@
-"""Codecs compared by `symcodec eval`: .sym, and Pillow's JPEG, WebP, AVIF and JPEG XL (as CompressAI's bench).
+"""Codec settings as round trips: .sym and Pillow's JPEG, WebP, AVIF and JPEG XL (what `symcodec eval` compares, as CompressAI's bench).
 
 Each codec turns one uint8 image (H,W,C) into real file bytes (all headers included) and back. Settings:
 `sym:CB[,CB...]` (codebooks), `sym:q30,q50` (the default choice at a quality, `symcodec.codec.choice`),
@@ -18,8 +18,8 @@ from PIL import Image, features
 
 from ..codebook import registry
 from ..codebook.codebook import TransformCodebook
-from ..codec.decoder import decode
-from ..codec.encoder import encode
+from .decoder import decode
+from .encoder import encode
 from ..errors import SymcodecError
 from ..version import __version__
 
