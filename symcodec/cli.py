@@ -312,7 +312,7 @@ def eval_cmd(dataset: str, models: tuple[str, ...], codecs: tuple[str, ...], lim
     Examples:
       symcodec eval cifar10-jpeg/test.tar -m cifar10-airnet2 --codec sym:cifar10-ycc420-k512-ppm \\
           --codec jpeg:10,30,50,75,90 --codec webp:10,30,50,75,90 --codec avif:20,40,60 --json r.json --plot r.png
-      symcodec eval cifar10-jpeg/test.tar -m cifar10-airnet3 --codec symc:cifar10-ycc420-k256-ppm,cifar10-ycc420-k512-ppm \
+      symcodec eval cifar10-jpeg/test.tar -m cifar10-airnet3 --codec symc:cifar10-ycc420-k256-ppm,cifar10-ycc420-k512-ppm \\
           --codec webp:30,40,50 --at-bpp 2.0      # each codec's top-1 at 2.0 bpp, paired bootstrap intervals
       symcodec eval photos/test --codec sym:q20,q40,q60,q80,q90 --codec jpeg:20,40,60,80,90 --json rd.json --plot rd.png
     """
