@@ -189,9 +189,12 @@ def test_cli_receive_ctrl_c_writes_report(tmp_path):
     import signal
 
     out = tmp_path / "rx"
+    # as at a terminal: a job started in the background of a non-interactive shell (CI runners, `cmd &`)
+    # inherits SIGINT ignored, and Python then never raises KeyboardInterrupt
     proc = subprocess.Popen([sys.executable, "-m", "symcodec.cli", "receive", str(out), "--listen", "127.0.0.1:0",
                              "--timeout", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert proc.stderr.readline().startswith("listening on")
         proc.send_signal(signal.SIGINT)
