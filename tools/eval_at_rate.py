@@ -90,18 +90,15 @@ def plot(cur: dict, rates: list[float], path: Path, title: str, xlim: tuple | No
     from symcodec.bench.plots import STYLE
 
     fig, ax = plt.subplots(figsize=(10, 6))
-    rng = np.random.default_rng(0)
-    n = next(iter(cur.values()))["correct"].shape[1]
-    w = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(atrate.N_BOOT)], 1).astype(np.float32)
+    w = atrate.boot_weights(next(iter(cur.values()))["correct"].shape[1])
     extra = ["tab:red", "tab:purple", "tab:orange", "tab:pink", "tab:olive", "tab:gray"]
     for i, (label, c) in enumerate(cur.items()):
         codec, model = label.split("@", 1)
         order = np.argsort(c["bpp"])
         b = c["bpp"][order]
-        ok = c["correct"][order].astype(np.float32)
+        ok = c["correct"][order]
         acc = ok.mean(1) * 100
-        draws = ok @ w * (100.0 / n)
-        lo, hi = np.percentile(draws, 2.5, axis=1), np.percentile(draws, 97.5, axis=1)
+        lo, hi = atrate.ci95(atrate.boot_top1(ok, w), axis=1)
         color, marker, _ = STYLE.get(codec, (extra[i % len(extra)], "o", "-"))
         ls = "-" if codec.startswith("sym") else "--"
         name = NAMES.get(codec, codec)

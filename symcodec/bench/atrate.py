@@ -33,15 +33,28 @@ def unpack_correct(s: str, n: int) -> np.ndarray:
     return np.unpackbits(np.frombuffer(base64.b64decode(s), np.uint8), count=n).astype(bool)
 
 
+def boot_weights(n: int, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
+    """(n, n_boot) float32: how often each of n images is drawn in each bootstrap resample."""
+    rng = np.random.default_rng(seed)
+    return np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(n_boot)], 1).astype(np.float32)
+
+
+def boot_top1(correct: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Top-1 (%) of each row of per-image verdicts (rows, n) in each resample of `boot_weights`: (rows, n_boot)."""
+    return correct.astype(np.float32) @ w * (100.0 / correct.shape[-1])
+
+
+def ci95(draws: np.ndarray, axis: int | None = None) -> tuple[Any, Any]:
+    """The 2.5th and 97.5th percentiles of bootstrap draws."""
+    return np.percentile(draws, 2.5, axis=axis), np.percentile(draws, 97.5, axis=axis)
+
+
 def envelope_at(bpp: np.ndarray, acc: np.ndarray, rate: float) -> float | None:
     """The curve's value at `rate` under the module's rule (running maximum, then linear); None below its first point."""
-    order = np.argsort(bpp, kind="stable")
-    b, a = np.asarray(bpp, float)[order], np.maximum.accumulate(np.asarray(acc, float)[order])
-    if not len(b) or rate < b[0]:
+    if not len(bpp):
         return None
-    if rate >= b[-1]:
-        return float(a[-1])
-    return float(np.interp(rate, b, a))
+    v = _envelope_many(bpp, np.asarray(acc, float)[:, None], rate)
+    return None if v is None else float(v[0])
 
 
 def _envelope_many(bpp: np.ndarray, accs: np.ndarray, rate: float) -> np.ndarray | None:
@@ -92,19 +105,17 @@ def at_rate(curvesets: dict[str, dict[str, Any]], rate: float, reference: str | 
         msg = f"the curves were measured on different numbers of images ({sorted(n)}): they cannot be paired"
         raise SymcodecError(msg)
     (n_img,) = n
-    rng = np.random.default_rng(seed)
-    w = np.stack([np.bincount(rng.integers(0, n_img, n_img), minlength=n_img) for _ in range(n_boot)], 1).astype(np.float32)
+    w = boot_weights(n_img, n_boot, seed)
     draws: dict[str, np.ndarray | None] = {}
     table: dict[str, Any] = {}
     for name, c in curvesets.items():
-        ok = c["correct"].astype(np.float32)
-        point = envelope_at(c["bpp"], ok.mean(1) * 100, rate)
-        boot = _envelope_many(c["bpp"], ok @ w * (100.0 / n_img), rate)
+        point = envelope_at(c["bpp"], c["correct"].mean(1) * 100, rate)
+        boot = _envelope_many(c["bpp"], boot_top1(c["correct"], w), rate)
         draws[name] = boot
         row: dict[str, Any] = {"top1": point, "ci95": None, "bpp_range": [float(c["bpp"].min()), float(c["bpp"].max())],
                                "model": c.get("model"), "settings": list(c["settings"])}
         if boot is not None:
-            row["ci95"] = [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))]
+            row["ci95"] = [float(v) for v in ci95(boot)]
         table[name] = row
     res: dict[str, Any] = {"bpp": rate, "n_images": n_img, "n_boot": n_boot, "seed": seed, "codecs": table}
     if reference is not None:
@@ -121,7 +132,7 @@ def at_rate(curvesets: dict[str, dict[str, Any]], rate: float, reference: str | 
                 diffs[name] = {"delta": None, "ci95": None, "p_reference_ahead": None}
                 continue
             d = ref - draws[name]
-            diffs[name] = {"delta": a - b, "ci95": [float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))],
+            diffs[name] = {"delta": a - b, "ci95": [float(v) for v in ci95(d)],
                            "p_reference_ahead": float((d > 0).mean())}
         res["reference"] = reference
         res["differences"] = diffs

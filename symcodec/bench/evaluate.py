@@ -163,8 +163,7 @@ def run(dataset: str | os.PathLike[str], models: list[str], codecs: list[str], l
     first = models[0]
     for m in models[1:]:
         results[f"top1@{m}"], results[f"top1_delta@{m}"] = [], []
-    rng = np.random.default_rng(seed)
-    boot = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(atrate.N_BOOT)], 1).astype(np.float32)
+    boot = atrate.boot_weights(n, seed=seed)
     for r in rows:
         sz = r["sizes"]
         results["codec"].append(r["codec"])
@@ -181,9 +180,9 @@ def run(dataset: str | os.PathLike[str], models: list[str], codecs: list[str], l
             key = "" if m == first else f"@{m}"
             results["top1" + key].append(r["acc"][m])
             results["top1_delta" + key].append(r["acc"][m] - src_acc[m])
-        draws = r["ok"][first].astype(np.float32) @ boot * (100.0 / n)
-        results["top1_lo"].append(float(np.percentile(draws, 2.5)))
-        results["top1_hi"].append(float(np.percentile(draws, 97.5)))
+        lo, hi = atrate.ci95(atrate.boot_top1(r["ok"][first], boot))
+        results["top1_lo"].append(float(lo))
+        results["top1_hi"].append(float(hi))
     descs = {"source": "the dataset's own files, decoded with Pillow (or raw pixels for MNIST idx)"}
     descs.update({cs.codec: cs.description.split(", codebook")[0] for cs in settings})
     return {

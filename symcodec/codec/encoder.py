@@ -172,6 +172,4 @@ def encode(
     enc = encoder_for(cb, a.shape[1], a.shape[0], mode, steps)
     if icc_profile is not None or exif is not None or xmp is not None:
         meta = {**meta, **{k: v for k, v in (("icc_profile", icc_profile), ("exif", exif), ("xmp", xmp)) if v is not None}}
-    if isinstance(enc, Encoder):
-        return enc.encode(a, meta, text, embed_codebook, threads, compact)
-    return enc.encode(a, meta, text, embed_codebook, threads)
+    return enc.encode(a, meta, text, embed_codebook, threads, compact)

@@ -103,12 +103,12 @@ class TransformEncoder:
                         exif=m.get("exif"), xmp=m.get("xmp"), text=text, start=self.start)
 
     def encode(self, a: np.ndarray, meta: dict[str, bytes] | None = None, text: dict[str, str] | None = None,
-               embed_codebook: bool = False, threads: int = 1) -> bytes:
-        """The `.sym` bytes of one (H, W, C) uint8 image of this encoder's size and mode."""
+               embed_codebook: bool = False, threads: int = 1, compact: bool = False) -> bytes:
+        """The `.sym` bytes of one (H, W, C) uint8 image of this encoder's size and mode (`compact` is moot: model 4 is chunked)."""
         return self.frame(self.payload(a, threads), a, meta, text, embed_codebook)
 
     def encode_batch(self, batch: np.ndarray, metas: list[dict[str, bytes]] | None = None, embed_codebook: bool = False,
-                     threads: int = 1) -> list[bytes]:
+                     threads: int = 1, compact: bool = False) -> list[bytes]:
         """The `.sym` bytes of each image of a (N, H, W, C) batch."""
         return [self.encode(batch[i], metas[i] if metas else None, None, embed_codebook, threads) for i in range(len(batch))]
 

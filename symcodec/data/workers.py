@@ -22,7 +22,7 @@ from ..codebook import registry
 from ..codebook.codebook import Codebook, TransformCodebook
 from ..codec.choice import SMALL_SIDE, choose, jpeg_tables, transform_steps
 from ..codec.decoder import decode, read
-from ..codec.encoder import Encoder, encoder_for
+from ..codec.encoder import encoder_for
 from ..codec.image import samples
 from ..errors import DatasetError, ModeConversionWarning
 from . import fastjpeg, tario
@@ -156,8 +156,7 @@ def encode_many(images: list[Image_], cb: Codebook | TransformCodebook | None, e
                 gcb, steps = cb, transform_steps(quality, tables) if isinstance(cb, TransformCodebook) else None
             enc = encoder_for(gcb, shape[1], shape[0], mode, steps)
             batch, metas = np.stack([images[i][0] for i in idx]), [images[i][2] for i in idx]
-            kw = {"compact": True} if compact and isinstance(enc, Encoder) else {}  # transform-mode files are chunked
-            blobs = enc.encode_batch(batch, metas, embed_codebook, **kw)
+            blobs = enc.encode_batch(batch, metas, embed_codebook, compact=compact)
         except Exception as exc:  # noqa: BLE001 - every image of the group gets the error
             blobs = [exc] * len(idx)
         for i, b in zip(idx, blobs):
