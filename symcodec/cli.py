@@ -153,10 +153,12 @@ def train_codebook(sources: tuple[str, ...], output: str, k: int, patch: str, se
 @click.option("--purify-in-loop", default=None, help="--adversarial: train through this codebook's purifier (straight-through backward).")
 @click.option("--checkpoint", default=None, type=click.Path(dir_okay=False), help="Checkpoint after every epoch; a rerun resumes from it exactly.  [default: OUTPUT.ckpt]")
 @click.option("--stop-after", default=None, type=click.IntRange(1), help="Stop this run after N epochs (checkpointed; rerun to go on).")
+@click.option("--device", default="cpu", show_default=True, help="torch device: cpu, cuda, cuda:N or auto (a checkpoint resumes on any).")
+@click.option("--amp", is_flag=True, help="Mixed precision: forward and backward in bfloat16 autocast (weights stay float32).")
 def train_classifier_cmd(dataset: str, output: str, test_set: str | None, arch: str | None, epochs: float | None, init: str | None,
                          on_reconstructions: str | None, mix_clean: int, seed: int, threads: int, limit: int | None,
                          adversarial: str | None, eps: str, eps_warmup: float, purify_in_loop: str | None,
-                         checkpoint: str | None, stop_after: int | None) -> None:
+                         checkpoint: str | None, stop_after: int | None, device: str, amp: bool) -> None:
     """Train a classifier on a labelled dataset (class folders, tars, WebDataset, MNIST idx); symcodec eval -m OUTPUT uses it."""
     from .train.classifier import train_classifier  # the [torch] extra
 
@@ -164,7 +166,8 @@ def train_classifier_cmd(dataset: str, output: str, test_set: str | None, arch: 
                             on_reconstructions=on_reconstructions.split(",") if on_reconstructions else (), mix_clean=mix_clean,
                             seed=seed, threads=threads, limit=limit, command="symcodec " + " ".join(sys.argv[1:]),
                             adversarial=adversarial, eps=eps, eps_warmup=eps_warmup, purify_in_loop=purify_in_loop,
-                            checkpoint=checkpoint or str(Path(output).with_suffix(".ckpt")), stop_after=stop_after)
+                            checkpoint=checkpoint or str(Path(output).with_suffix(".ckpt")), stop_after=stop_after,
+                            device=device, amp=amp)
     if "stopped" in meta:
         h = meta["history"][-1] if meta["history"] else {}
         extra = f", PGD-10 check {h['check_pgd10_acc']:.1f}%" if "check_pgd10_acc" in h else ""

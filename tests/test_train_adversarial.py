@@ -151,3 +151,31 @@ def test_cli_adversarial_stop_and_errors(mnist_train, tmp_path):
     assert "pgd-2" in out.with_suffix(".md").read_text()  # the card states the recipe
     r = CliRunner().invoke(main, [*args[:-2], "--eps", "2"])
     assert r.exit_code != 0 and "eps must be" in r.output and "Traceback" not in r.output
+
+
+def test_mixed_precision_trains_resumes_exactly_and_is_a_setting(mnist_train, tmp_path):
+    kw = {**KW, "amp": True, "epochs": 2}
+    full = train_classifier(mnist_train, tmp_path / "full.pt", checkpoint=tmp_path / "full.ckpt", **kw)
+    assert full["amp"] == "bfloat16 autocast" and full["device"] == "cpu (1 threads)"
+    assert "bfloat16 autocast" in (tmp_path / "full.md").read_text()
+    plain = train_classifier(mnist_train, tmp_path / "plain.pt", **{**kw, "amp": False})
+    assert plain["amp"] is None and "autocast" not in (tmp_path / "plain.md").read_text()
+    acc, ref = full["test_accuracy"]["clean"], plain["test_accuracy"]["clean"]
+    assert acc > 40 and abs(acc - ref) < 10  # it learns under autocast about as float32 does (chance: 10%)
+    assert train_classifier(mnist_train, tmp_path / "res.pt", checkpoint=tmp_path / "res.ckpt", stop_after=1, **kw)["stopped"] == 1
+    with pytest.raises(OptionError, match="other settings.*amp"):  # precision changes the run: not resumable without it
+        train_classifier(mnist_train, tmp_path / "res.pt", checkpoint=tmp_path / "res.ckpt", **{**kw, "amp": False})
+    train_classifier(mnist_train, tmp_path / "res.pt", checkpoint=tmp_path / "res.ckpt", **kw)
+    a, b = _weights(tmp_path / "full.pt"), _weights(tmp_path / "res.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    p = _weights(tmp_path / "plain.pt")
+    assert any(not torch.equal(a[k], p[k]) for k in a)  # autocast really ran
+
+
+@pytest.mark.parametrize(("device", "message"), [("tpu9", "unknown device"), ("cuda:99", "CUDA"), ("meta", "unsupported device")])
+def test_unusable_devices_are_refused_in_one_line(mnist_train, tmp_path, device, message):
+    from symcodec.cli import main
+
+    r = CliRunner().invoke(main, ["train-classifier", str(mnist_train), "-o", str(tmp_path / "m.pt"), "--limit", "600",
+                                  "--epochs", "1", "--threads", "1", "--device", device])
+    assert r.exit_code != 0 and message in r.output and "Traceback" not in r.output and not (tmp_path / "m.pt").exists()

@@ -55,6 +55,8 @@ def main() -> None:
     ap.add_argument("--eps-warmup", type=float, default=0.0, help="--adversarial: epochs over which eps grows from 0")
     ap.add_argument("--purify-in-loop", default=None, help="--adversarial: train through this codebook's purifier")
     ap.add_argument("--stop-after", type=int, default=None, help="stop after N epochs of this run (rerun to resume)")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto; a checkpoint resumes on any device")
+    ap.add_argument("--amp", action="store_true", help="bfloat16 autocast for forward and backward passes")
     a = ap.parse_args()
     dataset = a.dataset or a.name.split("-")[0]
     if dataset not in DATA:
@@ -67,7 +69,8 @@ def main() -> None:
                             threads=a.threads, limit=a.limit, lr_scale=a.lr_scale, lookahead=a.lookahead,
                             arch_kw=json.loads(a.arch_kw), command=cmd, adversarial=a.adversarial, eps=a.eps,
                             eps_warmup=a.eps_warmup, purify_in_loop=a.purify_in_loop,
-                            checkpoint=Path(a.out) / f"{a.name}.ckpt", stop_after=a.stop_after)
+                            checkpoint=Path(a.out) / f"{a.name}.ckpt", stop_after=a.stop_after,
+                            device=a.device, amp=a.amp)
     if "stopped" in meta:
         print(f"stopped after epoch {meta['stopped']}; rerun the same command to resume from {meta['checkpoint']}", file=sys.stderr)
         return

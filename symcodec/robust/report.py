@@ -14,6 +14,7 @@ import torch
 
 from ..atomic import atomic_write
 from ..classify import models
+from ..classify.device import describe, resolve
 from ..data.sources import load_arrays
 from ..errors import SymcodecError
 from .defense import Defended, make_purifier
@@ -90,7 +91,7 @@ def robustness(dataset: str, model: str, defenses: list[str], attacks: list[str]
     verdicts match the CPU's up to float rounding); random streams are drawn on the CPU either way.
     """
     torch.set_num_threads(threads)
-    dev = _device(device)
+    dev = resolve(device)
     torch.manual_seed(seed)
     eps_list = parse_eps(eps)
     specs = [parse_attack(a) for a in attacks]
@@ -124,7 +125,7 @@ def robustness(dataset: str, model: str, defenses: list[str], attacks: list[str]
                     for s in specs},
         "dataset": {"source": dataset, "n": len(x), "indices": f"i*N_total//{len(x)}", "first": idx[:5].tolist()},
         "model": model, "surrogate": surrogate, "draws": draws, "early_stop": early_stop,
-        "versions": _versions(), "git_commit": _git(), "seed": seed, "device": _device_name(dev),
+        "versions": _versions(), "git_commit": _git(), "seed": seed, "device": describe(dev),
     }
     for extra in ("median_l2_success",):
         if any(extra in r for r in rows):
@@ -133,24 +134,6 @@ def robustness(dataset: str, model: str, defenses: list[str], attacks: list[str]
         Path(json_out).parent.mkdir(parents=True, exist_ok=True)
         atomic_write(Path(json_out), (json.dumps(result, indent=1) + "\n").encode())
     return result
-
-
-def _device(name: str) -> torch.device:
-    """The torch device for a run; CUDA with TF32 off (exact float32 verdicts)."""
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise SymcodecError(f"unknown device {name!r} (expected cpu or cuda)") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise SymcodecError("--device cuda: no CUDA device is available")
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
-    return dev
-
-
-def _device_name(dev: torch.device) -> str:
-    return torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
 
 
 def _versions() -> dict[str, str]:

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from ..atomic import atomic_write
 from ..classify import models
+from ..classify.device import describe, resolve
 from ..codec.roundtrip import parse_codec
 from ..codec.symbols import purify
 from . import adversarial as adv
@@ -164,7 +165,8 @@ def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str],
                      lookahead: bool = False, arch_kw: dict[str, Any] | None = None, progress: bool = True,
                      command: str = "", adversarial: str | None = None, eps: float | str = 0.0, eps_warmup: float = 0.0,
                      purify_in_loop: str | None = None, checkpoint: str | os.PathLike[str] | None = None,
-                     stop_after: int | None = None, check_images: int | None = None) -> dict[str, Any]:
+                     stop_after: int | None = None, check_images: int | None = None, device: str = "cpu",
+                     amp: bool = False) -> dict[str, Any]:
     """Train (or fine-tune, `init`) a classifier on a labelled dataset; write OUT (.pt) and OUT's card (.md).
 
     `adversarial` ('fgsm-rs', 'n-fgsm', 'pgd-K') trains on adversarial batches at `eps` (reached linearly over
@@ -172,7 +174,9 @@ def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str],
     (default: 500, or a tenth of a smaller training set) images split off the training data measure PGD-10 accuracy after every epoch, and a collapse of it to under
     half its best (catastrophic overfitting) ends training on the best epoch's weights. With `checkpoint`, every
     epoch ends with a checkpoint that a rerun resumes exactly (weights, optimizer, schedule, generator, epoch);
-    `stop_after` ends this run after that many epochs (resume later). Returns the metadata stored with the
+    `stop_after` ends this run after that many epochs (resume later); a checkpoint resumes on any device. `device`
+    ('cpu', 'cuda', 'auto') runs training there (TF32 allowed); `amp` runs forward and backward passes in bfloat16
+    autocast (weights, optimizer and the final held-out accuracy stay float32). Returns the metadata stored with the
     weights: data, classes, recipe, held-out accuracy (clean and on each codebook's reconstructions), the
     per-epoch history, timings and the command; {"stopped": epoch} if the run stopped before the end.
     """
@@ -183,6 +187,7 @@ def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str],
     if out.suffix != ".pt":
         msg = f"output {out} must end in .pt (the card is written beside it as .md)"
         raise OptionError(msg)
+    dev = resolve(device, exact=False)
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -209,7 +214,8 @@ def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str],
             msg = f"check_images must be from 1 to half the training images ({len(ytr) // 2}), got {check_images}"
             raise OptionError(msg)
         keep, chk = _split(ytr, check_images / len(ytr), seed + 1)
-        xchk, ychk = torch.from_numpy(xtr[chk]).permute(0, 3, 1, 2).float().div(255), torch.from_numpy(ytr[chk])
+        xchk = torch.from_numpy(xtr[chk]).permute(0, 3, 1, 2).float().div(255).to(dev)
+        ychk = torch.from_numpy(ytr[chk]).to(dev)
         xtr, ytr = xtr[keep], ytr[keep]
     arch = arch or (models.load(init).arch if init else default_arch(xtr.shape[1:]))
     if arch not in PRESETS:
@@ -241,6 +247,7 @@ def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str],
         if arch == "airnet":
             with torch.no_grad():
                 model.net.init_whitening(model.pre(models.to_tensor(x_train[:5000].permute(0, 2, 3, 1))))
+    model.to(dev)
     opt = _optimizer(model, hp)
     n, bs = len(x_train), hp["batch"]
     total = max(1, int(epochs * math.ceil(n / bs)))
@@ -252,18 +259,24 @@ def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str],
     alpha = 0.95 ** 5 * (np.arange(total + 1) / max(total, 1)) ** 3
     step, t_train = 0, time.time()
     pur = adv.StraightThrough(purify_in_loop) if purify_in_loop else None
-    fwd = model if pur is None else (lambda t: model(pur(t)))
+    net = model if pur is None else (lambda t: model(pur(t)))
+
+    def fwd(t: torch.Tensor) -> torch.Tensor:  # bfloat16 autocast with `amp`; float32 logits either way
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            return net(t).float()
+
     warm_steps = eps_warmup * math.ceil(n / bs)
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {"pgd": -1.0}
     settings = {"train": str(train), "test": str(test), "arch": arch, "epochs": epochs, "init": init, "limit": limit,
                 "on_reconstructions": list(on_reconstructions), "mix_clean": mix_clean, "holdout": holdout, "seed": seed,
                 "lr_scale": lr_scale, "lookahead": lookahead, "arch_kw": arch_kw, "adversarial": spec.name if spec else None,
-                "eps": eps, "eps_warmup": eps_warmup, "purify_in_loop": purify_in_loop, "check_images": check_images}
+                "eps": eps, "eps_warmup": eps_warmup, "purify_in_loop": purify_in_loop, "check_images": check_images,
+                **({"amp": True} if amp else {})}  # the device is not a setting: a run may resume on another one
     ckpt = Path(checkpoint) if checkpoint is not None else None
     first = 0
     if ckpt is not None and ckpt.exists():
-        first, step, flips, history, best = _resume(ckpt, settings, model, opt, look, gen)
+        first, step, flips, history, best = _resume(ckpt, settings, model, opt, look, gen, dev)
         if history and "catastrophic_overfitting" in history[-1]:  # that run ended on its best epoch: nothing left
             first, look = math.ceil(epochs), None
     t_train -= sum(h.get("seconds", 0) for h in history)
@@ -283,12 +296,13 @@ def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str],
                 break
             idx = perm[i:i + bs]
             xv = x_train[idx] if len(x_all) == 1 else x_all[torch.randint(len(x_all), (len(idx),), generator=gen), idx]
-            xb = augment(xv, hp["translate"], flips[idx] if hp["flip"] else None, gen).float().div_(255.0)
+            xb = augment(xv, hp["translate"], flips[idx] if hp["flip"] else None, gen).to(dev).float().div_(255.0)
+            yb = y_train[idx].to(dev)
             if spec is not None:
                 e = eps * min(1.0, (step + 1) / warm_steps) if warm_steps else eps
-                xb = adv.perturb(fwd, xb, y_train[idx], e, spec, gen)
+                xb = adv.perturb(fwd, xb, yb, e, spec, gen)
             logits = fwd(xb)
-            loss = F.cross_entropy(logits, y_train[idx], label_smoothing=hp["smoothing"],
+            loss = F.cross_entropy(logits, yb, label_smoothing=hp["smoothing"],
                                    reduction="sum" if hp["airbench"] else "mean")
             for g in opt.param_groups:
                 g["lr"] = g["base_lr"] * float(sched[step])
@@ -298,7 +312,7 @@ def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str],
             step += 1
             if look is not None and step % 5 == 0:
                 look.update(model, float(alpha[step]))
-            correct += int((logits.argmax(1) == y_train[idx]).sum())
+            correct += int((logits.argmax(1) == yb).sum())
             seen += len(idx)
             loss_sum += float(loss.detach()) * (1 if hp["airbench"] else len(idx))
             bar.update(1)
@@ -336,7 +350,7 @@ def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str],
     if look is not None:
         look.update(model, 1.0)  # end on the averaged weights
     train_s = time.time() - t_train
-    model.eval()
+    model.to("cpu").eval()
     acc = {"clean": float((models.predict(model, xte, 500) == yte).mean() * 100)}
     for cb in dict.fromkeys(on_reconstructions):
         acc[f"reconstructed {cb}"] = float((models.predict(model, reconstruct(xte, cb), 500) == yte).mean() * 100)
@@ -348,7 +362,8 @@ def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str],
                              "check_images": len(ychk), "best_check_epoch": best.get("epoch")} if spec else None),
             "history": history,
             "git_commit": _git_commit(), "train_seconds": round(train_s), "total_seconds": round(time.time() - t0),
-            "torch": str(torch.__version__)}
+            "torch": str(torch.__version__),
+            "device": describe(dev, threads), "amp": "bfloat16 autocast" if amp else None}
     models.save(model, out, meta)
     atomic_write(out.with_suffix(".md"), card(out.stem, model, meta, threads).encode())
     if ckpt is not None and ckpt.exists():
@@ -371,7 +386,7 @@ def _save_checkpoint(path: Path, settings: dict[str, Any], epoch: int, step: int
 
 
 def _resume(path: Path, settings: dict[str, Any], model: torch.nn.Module, opt: torch.optim.Optimizer,
-            look: Lookahead | None, gen: torch.Generator) -> tuple[int, int, torch.Tensor, list[dict[str, Any]], dict[str, Any]]:
+            look: Lookahead | None, gen: torch.Generator, dev: torch.device) -> tuple[int, int, torch.Tensor, list[dict[str, Any]], dict[str, Any]]:
     """Load a checkpoint written with the same settings; return (epochs done, step, flips, history, best)."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -381,13 +396,13 @@ def _resume(path: Path, settings: dict[str, Any], model: torch.nn.Module, opt: t
     want = json.loads(json.dumps(settings))
     old = json.loads(json.dumps(state.get("settings", {}))) if isinstance(state, dict) else {}
     if old != want:
-        diff = [k for k in want if old.get(k) != want[k]]
+        diff = [k for k in {**old, **want} if old.get(k) != want.get(k)]
         msg = f"checkpoint {path} was written by a run with other settings ({', '.join(diff) or 'unknown'}); delete it to start over"
         raise OptionError(msg)
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["opt"])
     if look is not None and state["look"] is not None:
-        look.ema = state["look"]
+        look.ema = {k: v.to(dev) for k, v in state["look"].items()}
     gen.set_state(state["gen"])
     torch.set_rng_state(state["torch_rng"])
     return int(state["epoch"]), int(state["step"]), state["flips"], list(state["history"]), dict(state["best"])
@@ -410,7 +425,8 @@ def card(name: str, model: models.Classifier, meta: dict[str, Any], threads: int
              f"preprocessing `{model.preprocess_name}` inside the model; input [0,1] NCHW floats, output logits.",
              f"- Data: {data}.",
              f"- Recipe: {json.dumps(meta['recipe'])}; {meta['epochs']} epochs, seed {meta['seed']}, "
-             f"{meta['train_seconds'] / 60:.1f} min on {threads} CPU threads (torch {meta['torch']}).",
+             f"{meta['train_seconds'] / 60:.1f} min on {meta.get('device') or f'cpu ({threads} threads)'}"
+             + (f", {meta['amp']}" if meta.get("amp") else "") + f" (torch {meta['torch']}).",
              f"- Command: `{meta['command']}` (git {meta['git_commit'][:10]})",
              f"- Accuracy on {meta['test']} ({meta['n_test']} images, never trained on): "
              + ", ".join(f"{k}: **{v:.2f}%**" for k, v in meta["test_accuracy"].items())]
