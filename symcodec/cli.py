@@ -147,7 +147,8 @@ def train_codebook(sources: tuple[str, ...], output: str, k: int, patch: str, se
 @click.option("--seed", default=0, show_default=True)
 @click.option("--threads", default=2, show_default=True, help="torch threads.")
 @click.option("--limit", default=None, type=int, help="Use N evenly spaced images of DATASET.")
-@click.option("--adversarial", default=None, help="Adversarial training: fgsm-rs, n-fgsm or pgd-K (K steps).")
+@click.option("--adversarial", default=None, help="Adversarial training: fgsm-rs, n-fgsm, pgd-K or trades-K (K steps).")
+@click.option("--trades-beta", default=6.0, show_default=True, type=click.FloatRange(0, 1000), help="--adversarial trades-K: weight of the KL term.")
 @click.option("--eps", default="0", help="--adversarial: the Linf radius on [0, 1] pixels, e.g. 0.3 or 8/255.")
 @click.option("--eps-warmup", default=0.0, show_default=True, type=float, help="--adversarial: epochs over which eps grows linearly from 0.")
 @click.option("--purify-in-loop", default=None, help="--adversarial: train through this codebook's purifier (straight-through backward).")
@@ -157,7 +158,7 @@ def train_codebook(sources: tuple[str, ...], output: str, k: int, patch: str, se
 @click.option("--amp", is_flag=True, help="Mixed precision: forward and backward in bfloat16 autocast (weights stay float32).")
 def train_classifier_cmd(dataset: str, output: str, test_set: str | None, arch: str | None, epochs: float | None, init: str | None,
                          on_reconstructions: str | None, mix_clean: int, seed: int, threads: int, limit: int | None,
-                         adversarial: str | None, eps: str, eps_warmup: float, purify_in_loop: str | None,
+                         adversarial: str | None, trades_beta: float, eps: str, eps_warmup: float, purify_in_loop: str | None,
                          checkpoint: str | None, stop_after: int | None, device: str, amp: bool) -> None:
     """Train a classifier on a labelled dataset (class folders, tars, WebDataset, MNIST idx); symcodec eval -m OUTPUT uses it."""
     from .train.classifier import train_classifier  # the [torch] extra
@@ -167,7 +168,7 @@ def train_classifier_cmd(dataset: str, output: str, test_set: str | None, arch: 
                             seed=seed, threads=threads, limit=limit, command="symcodec " + " ".join(sys.argv[1:]),
                             adversarial=adversarial, eps=eps, eps_warmup=eps_warmup, purify_in_loop=purify_in_loop,
                             checkpoint=checkpoint or str(Path(output).with_suffix(".ckpt")), stop_after=stop_after,
-                            device=device, amp=amp)
+                            device=device, amp=amp, trades_beta=trades_beta)
     if "stopped" in meta:
         h = meta["history"][-1] if meta["history"] else {}
         extra = f", PGD-10 check {h['check_pgd10_acc']:.1f}%" if "check_pgd10_acc" in h else ""

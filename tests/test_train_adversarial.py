@@ -70,12 +70,14 @@ def test_adversarial_training_raises_pgd_accuracy(mnist_train, mnist_test_images
     kw = {**KW, "limit": 4000, "eps": "0.15"}
     clean = train_classifier(mnist_train, tmp_path / "c.pt", epochs=2, **{**kw, "adversarial": None, "eps": "0"})
     robust = train_classifier(mnist_train, tmp_path / "r.pt", epochs=2, **kw)
+    trades = train_classifier(mnist_train, tmp_path / "t.pt", epochs=2, **{**kw, "adversarial": "trades-2", "trades_beta": 3.0})
+    assert trades["adversarial"]["trades_beta"] == 3.0 and "`trades-2` (beta 3)" in (tmp_path / "t.md").read_text()
     accs = []
-    for p in (tmp_path / "c.pt", tmp_path / "r.pt"):
+    for p in (tmp_path / "c.pt", tmp_path / "r.pt", tmp_path / "t.pt"):
         m = models.load(p).eval()
         accs.append(adv.check(m, xt, yt, 0.15, torch.Generator().manual_seed(0)))
-    assert clean["test_accuracy"]["clean"] > 90 and robust["test_accuracy"]["clean"] > 85
-    assert accs[1] > accs[0] + 0.2, accs  # PGD-10 at 0.15 on held-out test images
+    assert clean["test_accuracy"]["clean"] > 90 and robust["test_accuracy"]["clean"] > 85 and trades["test_accuracy"]["clean"] > 85
+    assert accs[1] > accs[0] + 0.2 and accs[2] > accs[0] + 0.2, accs  # PGD-10 at 0.15 on held-out test images
 
 
 @pytest.mark.parametrize(("checks", "epochs", "kept_epoch", "collapse"), [
@@ -104,7 +106,8 @@ def test_training_ends_on_the_most_robust_epoch(mnist_train, tmp_path, monkeypat
 
 def test_specs_and_eps():
     assert adv.parse_adversarial("PGD-7") == adv.AdvSpec("pgd", 7) and adv.parse_adversarial("n-fgsm").name == "n-fgsm"
-    for bad in ("pgd-0", "pgd-101", "fgsm", ""):
+    assert adv.parse_adversarial("trades-10") == adv.AdvSpec("trades", 10) and adv.AdvSpec("trades", 10).name == "trades-10"
+    for bad in ("pgd-0", "pgd-101", "fgsm", "", "trades", "trades-0"):
         with pytest.raises(OptionError):
             adv.parse_adversarial(bad)
     assert adv.parse_eps("8/255") == pytest.approx(8 / 255) and adv.parse_eps("0.3") == 0.3
@@ -113,7 +116,7 @@ def test_specs_and_eps():
             adv.parse_eps(bad)
 
 
-@pytest.mark.parametrize("kind", ["fgsm-rs", "n-fgsm", "pgd-3"])
+@pytest.mark.parametrize("kind", ["fgsm-rs", "n-fgsm", "pgd-3", "trades-3"])
 def test_perturbations_stay_in_range_and_raise_the_loss(kind):
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
@@ -123,8 +126,22 @@ def test_perturbations_stay_in_range_and_raise_the_loss(kind):
     assert xa.min() >= 0 and xa.max() <= 1
     bound = 3 * eps if kind == "n-fgsm" else eps  # N-FGSM: noise 2 eps + a step of eps, unprojected
     assert (xa - x).abs().max() <= bound + 1e-6
+    if kind.startswith("trades"):  # TRADES moves the prediction away from the clean one, whatever the label
+        assert adv.kl(net(x), net(xa)) > 10 * adv.kl(net(x), net(x + 0.001 * torch.randn_like(x)))
+        return
     loss = torch.nn.functional.cross_entropy
     assert loss(net(xa), y) > loss(net(x), y)
+
+
+def test_trades_loss_is_clean_cross_entropy_plus_beta_kl():
+    torch.manual_seed(0)
+    a, b, y = torch.randn(8, 5), torch.randn(8, 5), torch.randint(0, 5, (8,))
+    pa, pb = a.softmax(1), b.softmax(1)
+    want_kl = (pa * (pa.log() - pb.log())).sum(1)
+    ce = torch.nn.functional.cross_entropy(a, y, reduction="none")
+    torch.testing.assert_close(adv.trades_loss(a, b, y, 6.0), ce.mean() + 6 * want_kl.mean())
+    torch.testing.assert_close(adv.trades_loss(a, b, y, 2.0, reduction="sum"), ce.sum() + 2 * want_kl.sum())
+    assert float(adv.kl(a, a)) == pytest.approx(0, abs=1e-6)
 
 
 def test_straight_through_purifier_forward_is_the_codec_and_backward_the_identity(cifar_images):

@@ -50,7 +50,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=None, help="train on N evenly spaced images only (smoke runs)")
     ap.add_argument("--out", default=str(ROOT / "weights"))
-    ap.add_argument("--adversarial", default=None, help="fgsm-rs, n-fgsm or pgd-K")
+    ap.add_argument("--adversarial", default=None, help="fgsm-rs, n-fgsm, pgd-K or trades-K")
+    ap.add_argument("--trades-beta", type=float, default=6.0, help="--adversarial trades-K: weight of the KL term")
     ap.add_argument("--eps", default="0", help="--adversarial: Linf radius on [0, 1] pixels, e.g. 8/255")
     ap.add_argument("--eps-warmup", type=float, default=0.0, help="--adversarial: epochs over which eps grows from 0")
     ap.add_argument("--purify-in-loop", default=None, help="--adversarial: train through this codebook's purifier")
@@ -70,7 +71,7 @@ def main() -> None:
                             arch_kw=json.loads(a.arch_kw), command=cmd, adversarial=a.adversarial, eps=a.eps,
                             eps_warmup=a.eps_warmup, purify_in_loop=a.purify_in_loop,
                             checkpoint=Path(a.out) / f"{a.name}.ckpt", stop_after=a.stop_after,
-                            device=a.device, amp=a.amp)
+                            device=a.device, amp=a.amp, trades_beta=a.trades_beta)
     if "stopped" in meta:
         print(f"stopped after epoch {meta['stopped']}; rerun the same command to resume from {meta['checkpoint']}", file=sys.stderr)
         return

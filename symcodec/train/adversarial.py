@@ -3,7 +3,10 @@
 Three ways to make a training batch adversarial inside the Linf ball of radius eps on [0, 1] pixels:
 - `fgsm-rs`: FGSM from a uniform random start, one step of 1.25 eps, projected (Wong, Rice & Kolter 2020);
 - `n-fgsm`: noise of 2 eps, one step of eps, no projection to the ball (de Jorge et al. 2022);
-- `pgd-K`: K steps of 2.5 eps / K from a random start, projected (Madry et al. 2018).
+- `pgd-K`: K steps of 2.5 eps / K from a random start, projected (Madry et al. 2018);
+- `trades-K`: K steps of 2.5 eps / K that push the prediction away from the clean one (KL divergence) from a
+  start of 0.001-scale Gaussian noise, projected; the loss is then the clean cross-entropy plus beta times the KL
+  divergence between the clean and the adversarial predictions (Zhang et al. 2019, `trades_loss`).
 Randomness comes from the caller's generator, so a resumed run draws the same starts. `check` measures accuracy
 under PGD-10 on held-out images: a collapse of it while training accuracy stays high is catastrophic overfitting.
 `StraightThrough` puts the codec's purifier in the loop: the exact purified image forward, the identity backward.
@@ -29,24 +32,24 @@ Forward = Callable[[torch.Tensor], torch.Tensor]
 class AdvSpec:
     """How training batches are perturbed."""
 
-    kind: str  # fgsm-rs | n-fgsm | pgd
+    kind: str  # fgsm-rs | n-fgsm | pgd | trades
     steps: int = 1
 
     @property
     def name(self) -> str:
         """The spec as written on the command line."""
-        return f"pgd-{self.steps}" if self.kind == "pgd" else self.kind
+        return f"{self.kind}-{self.steps}" if self.kind in ("pgd", "trades") else self.kind
 
 
 def parse_adversarial(spec: str) -> AdvSpec:
-    """'fgsm-rs', 'n-fgsm' or 'pgd-K' (K steps, 1..100)."""
+    """'fgsm-rs', 'n-fgsm', 'pgd-K' or 'trades-K' (K steps, 1..100)."""
     s = spec.strip().lower()
     if s in ("fgsm-rs", "n-fgsm"):
         return AdvSpec(s)
-    m = re.fullmatch(r"pgd-(\d+)", s)
-    if m and 1 <= int(m.group(1)) <= 100:
-        return AdvSpec("pgd", int(m.group(1)))
-    msg = f"unknown adversarial training {spec!r}: expected fgsm-rs, n-fgsm or pgd-K (K from 1 to 100)"
+    m = re.fullmatch(r"(pgd|trades)-(\d+)", s)
+    if m and 1 <= int(m.group(2)) <= 100:
+        return AdvSpec(m.group(1), int(m.group(2)))
+    msg = f"unknown adversarial training {spec!r}: expected fgsm-rs, n-fgsm, pgd-K or trades-K (K from 1 to 100)"
     raise OptionError(msg)
 
 
@@ -89,7 +92,34 @@ def perturb(fwd: Forward, x: torch.Tensor, y: torch.Tensor, eps: float, spec: Ad
     if spec.kind == "n-fgsm":
         xn = (x + _uniform(x.shape, gen, 2 * eps, x.device)).clamp(0, 1)
         return (xn + eps * _grad(fwd, xn, y).sign()).clamp(0, 1).detach()
+    if spec.kind == "trades":
+        return trades_perturb(fwd, x, eps, spec.steps, 2.5 * eps / spec.steps, gen)
     return pgd(fwd, x, y, eps, spec.steps, 2.5 * eps / spec.steps, gen)
+
+
+def kl(clean_logits: torch.Tensor, adv_logits: torch.Tensor, reduction: str = "batchmean") -> torch.Tensor:
+    """KL(p_clean || p_adv) of two batches of logits ('batchmean' or 'sum' over the batch)."""
+    return F.kl_div(F.log_softmax(adv_logits, 1), F.log_softmax(clean_logits, 1), reduction=reduction, log_target=True)
+
+
+def trades_perturb(fwd: Forward, x: torch.Tensor, eps: float, steps: int, step: float, gen: torch.Generator) -> torch.Tensor:
+    """TRADES' inner maximisation: K signed steps on KL(f(x) || f(x')), from x plus N(0, 0.001^2) noise, projected."""
+    lo, hi = (x - eps).clamp(0, 1), (x + eps).clamp(0, 1)
+    with torch.no_grad():
+        clean = fwd(x).detach()
+    xa = torch.minimum(torch.maximum(x + 0.001 * torch.randn(x.shape, generator=gen).to(x.device), lo), hi)
+    for _ in range(steps):
+        xa = xa.detach().requires_grad_(True)
+        g, = torch.autograd.grad(kl(clean, fwd(xa), "sum"), xa)
+        xa = torch.minimum(torch.maximum(xa + step * g.sign(), lo), hi)
+    return xa.detach()
+
+
+def trades_loss(clean_logits: torch.Tensor, adv_logits: torch.Tensor, y: torch.Tensor, beta: float,
+                smoothing: float = 0.0, reduction: str = "mean") -> torch.Tensor:
+    """TRADES' outer loss: cross-entropy on the clean batch plus beta times KL(clean || adversarial)."""
+    ce = F.cross_entropy(clean_logits, y, label_smoothing=smoothing, reduction=reduction)
+    return ce + beta * kl(clean_logits, adv_logits, "batchmean" if reduction == "mean" else "sum")
 
 
 def pgd(fwd: Forward, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int, step: float, gen: torch.Generator) -> torch.Tensor:

@@ -166,11 +166,12 @@ def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str],
                      command: str = "", adversarial: str | None = None, eps: float | str = 0.0, eps_warmup: float = 0.0,
                      purify_in_loop: str | None = None, checkpoint: str | os.PathLike[str] | None = None,
                      stop_after: int | None = None, check_images: int | None = None, device: str = "cpu",
-                     amp: bool = False) -> dict[str, Any]:
+                     amp: bool = False, trades_beta: float = 6.0) -> dict[str, Any]:
     """Train (or fine-tune, `init`) a classifier on a labelled dataset; write OUT (.pt) and OUT's card (.md).
 
     `adversarial` ('fgsm-rs', 'n-fgsm', 'pgd-K') trains on adversarial batches at `eps` (reached linearly over
-    `eps_warmup` epochs), through the codec's purifier when `purify_in_loop` names a codebook; `check_images`
+    `eps_warmup` epochs); 'trades-K' trains on clean cross-entropy plus `trades_beta` times the KL divergence
+    to K-step adversarial predictions (TRADES); either through the codec's purifier when `purify_in_loop` names a codebook; `check_images`
     (default: 500, or a tenth of a smaller training set) images split off the training data measure PGD-10 accuracy after every epoch, and a collapse of it to under
     half its best (catastrophic overfitting) ends training on the best epoch's weights. With `checkpoint`, every
     epoch ends with a checkpoint that a rerun resumes exactly (weights, optimizer, schedule, generator, epoch);
@@ -206,6 +207,10 @@ def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str],
     eps = adv.parse_eps(eps)
     if spec is not None and eps <= 0:
         msg = "--adversarial needs --eps above 0"
+        raise OptionError(msg)
+    trades = spec is not None and spec.kind == "trades"
+    if trades and not 0 <= trades_beta <= 1000:
+        msg = f"the TRADES beta must be from 0 to 1000, got {trades_beta}"
         raise OptionError(msg)
     xchk = ychk = None
     if spec is not None:  # PGD check images: split off the training data, never trained on, not the reported test set
@@ -272,7 +277,7 @@ def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str],
                 "on_reconstructions": list(on_reconstructions), "mix_clean": mix_clean, "holdout": holdout, "seed": seed,
                 "lr_scale": lr_scale, "lookahead": lookahead, "arch_kw": arch_kw, "adversarial": spec.name if spec else None,
                 "eps": eps, "eps_warmup": eps_warmup, "purify_in_loop": purify_in_loop, "check_images": check_images,
-                **({"amp": True} if amp else {})}  # the device is not a setting: a run may resume on another one
+                **({"amp": True} if amp else {}), **({"trades_beta": trades_beta} if trades else {})}  # the device is not a setting: a run may resume on another one
     ckpt = Path(checkpoint) if checkpoint is not None else None
     first = 0
     if ckpt is not None and ckpt.exists():
@@ -300,10 +305,14 @@ def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str],
             yb = y_train[idx].to(dev)
             if spec is not None:
                 e = eps * min(1.0, (step + 1) / warm_steps) if warm_steps else eps
-                xb = adv.perturb(fwd, xb, yb, e, spec, gen)
-            logits = fwd(xb)
-            loss = F.cross_entropy(logits, yb, label_smoothing=hp["smoothing"],
-                                   reduction="sum" if hp["airbench"] else "mean")
+                xa = adv.perturb(fwd, xb, yb, e, spec, gen)
+            if trades:
+                logits = fwd(xb)
+                loss = adv.trades_loss(logits, fwd(xa), yb, trades_beta, hp["smoothing"], "sum" if hp["airbench"] else "mean")
+            else:
+                logits = fwd(xa if spec is not None else xb)
+                loss = F.cross_entropy(logits, yb, label_smoothing=hp["smoothing"],
+                                       reduction="sum" if hp["airbench"] else "mean")
             for g in opt.param_groups:
                 g["lr"] = g["base_lr"] * float(sched[step])
             opt.zero_grad(set_to_none=True)
@@ -359,6 +368,7 @@ def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str],
             "test_accuracy": acc, "recipe": hp, "arch": arch, "epochs": epochs, "init": init,
             "on_reconstructions": list(on_reconstructions), "mix_clean": mix_clean, "seed": seed, "command": command,
             "adversarial": ({"kind": spec.name, "eps": eps, "eps_warmup_epochs": eps_warmup, "purify_in_loop": purify_in_loop,
+                             **({"trades_beta": trades_beta} if trades else {}),
                              "check_images": len(ychk), "best_check_epoch": best.get("epoch")} if spec else None),
             "history": history,
             "git_commit": _git_commit(), "train_seconds": round(train_s), "total_seconds": round(time.time() - t0),
@@ -435,7 +445,8 @@ def card(name: str, model: models.Classifier, meta: dict[str, Any], threads: int
         curve = ", ".join(f"{h['epoch']}: {h['check_pgd10_acc']:.1f}% ({h['check_clean_acc']:.1f}% clean)"
                           for h in meta.get("history", []) if "check_pgd10_acc" in h)
         reach = f"reached over {a['eps_warmup_epochs']:g} epochs" if a["eps_warmup_epochs"] else "from the first step"
-        lines.append(f"- Adversarial training: `{a['kind']}` at eps {a['eps']:.4g} ({255 * a['eps']:.1f}/255), {reach}"
+        lines.append(f"- Adversarial training: `{a['kind']}`" + (f" (beta {a['trades_beta']:g})" if "trades_beta" in a else "")
+                     + f" at eps {a['eps']:.4g} ({255 * a['eps']:.1f}/255), {reach}"
                      + (f", through the `{a['purify_in_loop']}` purifier (straight-through)"
                                                             if a["purify_in_loop"] else "") + ".")
         lines.append(f"- PGD-10 check after each epoch on {a['check_images']} training images set aside (epoch: accuracy): "
