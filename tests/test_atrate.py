@@ -94,3 +94,22 @@ def test_eval_stores_verdicts_and_reads_at_rate(cifar_test_tar, tmp_path) -> Non
         atrate.envelope_at(w["bpp"], w["correct"].mean(1) * 100, 2.0))
     assert json.loads((tmp_path / "b.json").read_text())["at_bpp"][0]["reference"] == "symc@cifar10-clean"
     assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
+    # a curve extended by a later run: rows of one codec spread over two results read as one curve
+    def keep(rows):
+        part = json.loads(json.dumps(r))
+        rows = [0, *rows]
+        for k, v in part["results"].items():
+            if isinstance(v, list) and len(v) == len(rr["codec"]):
+                part["results"][k] = [v[i] for i in rows]
+        for m, v in part["per_image"]["correct"].items():
+            part["per_image"]["correct"][m] = [v[i] for i in rows]
+        return part
+
+    (tmp_path / "p1.json").write_text(json.dumps(keep([1, 2, 4])))
+    (tmp_path / "p2.json").write_text(json.dumps(keep([5])))
+    one = eval_at_rate.main([str(out), "--bpp", "2.0", "--curve", "symc@cifar10-clean", "--curve", "webp@cifar10-clean"])
+    two = eval_at_rate.main([str(tmp_path / "p1.json"), str(tmp_path / "p2.json"), "--bpp", "2.0",
+                             "--curve", "symc@cifar10-clean", "--curve", "webp@cifar10-clean"])
+    assert one["at_bpp"] == two["at_bpp"]
+    with pytest.raises(SystemExit, match="appear in more than one result"):  # the same setting twice: refused
+        eval_at_rate.main([str(tmp_path / "p1.json"), str(tmp_path / "p1.json"), "--bpp", "2.0"])

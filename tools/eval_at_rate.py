@@ -18,6 +18,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -51,9 +53,15 @@ def main(argv: list[str] | None = None) -> dict:
             if codec not in codecs or model not in models:
                 continue
             label = f"{codec}@{model}"
-            if label in cur:
-                sys.exit(f"{label} appears in more than one result")
-            cur[label] = atrate.curves(r, model, [codec])[codec]
+            new = atrate.curves(r, model, [codec])[codec]
+            if label in cur:  # a curve extended by a later run: its settings join the earlier ones
+                old = cur[label]
+                twice = sorted(set(old["settings"]) & set(new["settings"]))
+                if twice:
+                    sys.exit(f"{label}: settings {', '.join(map(str, twice))} appear in more than one result")
+                new = {"settings": old["settings"] + new["settings"], "bpp": np.concatenate([old["bpp"], new["bpp"]]),
+                       "correct": np.concatenate([old["correct"], new["correct"]]), "model": model}
+            cur[label] = new
     if len(datasets) != 1:
         sys.exit(f"the results were measured on different images: {sorted(datasets)}")
     missing = [f"{c}@{m}" for c, m in wanted if f"{c}@{m}" not in cur]
