@@ -196,3 +196,25 @@ def test_unusable_devices_are_refused_in_one_line(mnist_train, tmp_path, device,
     r = CliRunner().invoke(main, ["train-classifier", str(mnist_train), "-o", str(tmp_path / "m.pt"), "--limit", "600",
                                   "--epochs", "1", "--threads", "1", "--device", device])
     assert r.exit_code != 0 and message in r.output and "Traceback" not in r.output and not (tmp_path / "m.pt").exists()
+
+
+def test_training_through_the_randomized_purifier_resumes_exactly(mnist_train, tmp_path):
+    kw = {**KW, "limit": 600, "check_images": 50, "epochs": 2, "purify_in_loop": "sym:mnist-2x2-k256,random=2"}
+    full = train_classifier(mnist_train, tmp_path / "full.pt", checkpoint=tmp_path / "full.ckpt", **kw)
+    assert "through the `sym:mnist-2x2-k256,random=2` purifier (straight-through)" in (tmp_path / "full.md").read_text()
+    train_classifier(mnist_train, tmp_path / "res.pt", checkpoint=tmp_path / "res.ckpt", stop_after=1, **kw)
+    done = train_classifier(mnist_train, tmp_path / "res.pt", checkpoint=tmp_path / "res.ckpt", **kw)
+    a, b = _weights(tmp_path / "full.pt"), _weights(tmp_path / "res.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the purifier's draws resume where they stopped
+    assert [h["check_pgd10_acc"] for h in full["history"]] == [h["check_pgd10_acc"] for h in done["history"]]
+    with pytest.raises(OptionError, match="--purify-in-loop"):
+        train_classifier(mnist_train, tmp_path / "x.pt", **{**kw, "purify_in_loop": "sym:mnist-2x2-k256,colour=3"})
+
+
+def test_in_loop_purifiers():
+    assert isinstance(adv.in_loop("mnist-2x2-k256"), adv.StraightThrough)
+    r = adv.in_loop("sym:mnist-2x2-k256,random=2", seed=3)
+    x = torch.rand(4, 1, 28, 28)
+    assert r.randomized and not torch.equal(r(x), r(x))  # fresh draws on every pass
+    r2 = adv.in_loop("sym:mnist-2x2-k256,random=2", seed=3)
+    torch.testing.assert_close(adv.in_loop("sym:mnist-2x2-k256,random=2", seed=3)(x), r2(x))  # seeded

@@ -25,7 +25,8 @@ LAYERS = [
     ["symcodec.codebook"],
     ["symcodec.codec"],
     ["symcodec.SymImagePlugin", "symcodec.data", "symcodec.classify"],
-    ["symcodec.train", "symcodec.robust", "symcodec.stream"],
+    ["symcodec.robust", "symcodec.stream"],
+    ["symcodec.train"],  # adversarial training goes through the robustness defenses
     ["symcodec.bench"],
     ["symcodec.cli", "symcodec"],
 ]

@@ -9,7 +9,9 @@ Three ways to make a training batch adversarial inside the Linf ball of radius e
   divergence between the clean and the adversarial predictions (Zhang et al. 2019, `trades_loss`).
 Randomness comes from the caller's generator, so a resumed run draws the same starts. `check` measures accuracy
 under PGD-10 on held-out images: a collapse of it while training accuracy stays high is catastrophic overfitting.
-`StraightThrough` puts the codec's purifier in the loop: the exact purified image forward, the identity backward.
+`in_loop` puts a purifier in the loop: the codec's (`StraightThrough`: the exact purified image forward, the
+identity backward) or any defense of `symcodec robustness` (`sym:CB,random=R`: SymDNN's randomized pick, drawn
+from the purifier's own generator, which checkpoints save).
 """
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..codec.symbols import purify
-from ..errors import OptionError
+from ..errors import OptionError, SymcodecError
+from ..robust.defense import make_purifier
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
@@ -158,3 +161,14 @@ class StraightThrough(nn.Module):
             p = purify(u8, self.codebook)
         pt = torch.from_numpy(np.ascontiguousarray(p)).permute(0, 3, 1, 2).to(x.device, x.dtype) / 255
         return x + (pt - x).detach()
+
+
+def in_loop(spec: str, seed: int = 0) -> nn.Module:
+    """The purifier to train through: a codebook name (the codec's, `StraightThrough`) or a defense spec as
+    `symcodec robustness --defense` takes it (`sym:CB[,random=R][,backward=soft]`, `jpeg:Q`, `bits:B`; seeded)."""
+    if ":" not in spec:
+        return StraightThrough(spec)
+    try:
+        return make_purifier(spec, seed)
+    except SymcodecError as exc:
+        raise OptionError(f"--purify-in-loop: {exc}") from None

@@ -171,7 +171,8 @@ def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str],
 
     `adversarial` ('fgsm-rs', 'n-fgsm', 'pgd-K') trains on adversarial batches at `eps` (reached linearly over
     `eps_warmup` epochs); 'trades-K' trains on clean cross-entropy plus `trades_beta` times the KL divergence
-    to K-step adversarial predictions (TRADES); either through the codec's purifier when `purify_in_loop` names a codebook; `check_images`
+    to K-step adversarial predictions (TRADES); either through the codec's purifier when `purify_in_loop` names a codebook, or through a defense of
+    `symcodec robustness` when it is one (`sym:CB,random=R`: the randomized purifier); `check_images`
     (default: 500, or a tenth of a smaller training set) images split off the training data measure PGD-10 accuracy after every epoch, and a collapse of it to under
     half its best (catastrophic overfitting) ends training on the best epoch's weights. With `checkpoint`, every
     epoch ends with a checkpoint that a rerun resumes exactly (weights, optimizer, schedule, generator, epoch);
@@ -263,7 +264,8 @@ def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str],
     look = Lookahead(model) if lookahead else None
     alpha = 0.95 ** 5 * (np.arange(total + 1) / max(total, 1)) ** 3
     step, t_train = 0, time.time()
-    pur = adv.StraightThrough(purify_in_loop) if purify_in_loop else None
+    pur = adv.in_loop(purify_in_loop, seed) if purify_in_loop else None
+    pur_gen = getattr(pur, "generator", None)  # a randomized purifier's draws: checkpointed with the rest
     net = model if pur is None else (lambda t: model(pur(t)))
 
     def fwd(t: torch.Tensor) -> torch.Tensor:  # bfloat16 autocast with `amp`; float32 logits either way
@@ -281,7 +283,7 @@ def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str],
     ckpt = Path(checkpoint) if checkpoint is not None else None
     first = 0
     if ckpt is not None and ckpt.exists():
-        first, step, flips, history, best = _resume(ckpt, settings, model, opt, look, gen, dev)
+        first, step, flips, history, best = _resume(ckpt, settings, model, opt, look, gen, dev, pur_gen)
         if history and "catastrophic_overfitting" in history[-1]:  # that run ended on its best epoch: nothing left
             first, look = math.ceil(epochs), None
     t_train -= sum(h.get("seconds", 0) for h in history)
@@ -344,7 +346,7 @@ def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str],
             look = None  # the running average belongs to the collapsed weights
             rec["catastrophic_overfitting"] = f"PGD-10 check {rec['check_pgd10_acc']:.1f}% after {best['pgd']:.1f}%; kept epoch {best['epoch']}"
         if ckpt is not None:
-            _save_checkpoint(ckpt, settings, epoch + 1, step, model, opt, look, gen, flips, history, best)
+            _save_checkpoint(ckpt, settings, epoch + 1, step, model, opt, look, gen, flips, history, best, pur_gen)
         if collapsed:
             break
         if stop_after is not None and epoch + 1 - first >= stop_after and epoch + 1 < math.ceil(epochs) and step < total:
@@ -383,20 +385,22 @@ def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str],
 
 def _save_checkpoint(path: Path, settings: dict[str, Any], epoch: int, step: int, model: torch.nn.Module,
                      opt: torch.optim.Optimizer, look: Lookahead | None, gen: torch.Generator, flips: torch.Tensor,
-                     history: list[dict[str, Any]], best: dict[str, Any]) -> None:
+                     history: list[dict[str, Any]], best: dict[str, Any], pur_gen: torch.Generator | None = None) -> None:
     """Everything a rerun needs to continue exactly after `epoch` (temporary name, then rename)."""
     import io
 
     state = {"settings": settings, "epoch": epoch, "step": step, "model": model.state_dict(), "opt": opt.state_dict(),
              "look": look.ema if look is not None else None, "gen": gen.get_state(), "torch_rng": torch.get_rng_state(),
-             "flips": flips, "history": history, "best": best}
+             "flips": flips, "history": history, "best": best,
+             **({"purifier_gen": pur_gen.get_state()} if pur_gen is not None else {})}
     buf = io.BytesIO()
     torch.save(state, buf)
     atomic_write(path, buf.getvalue())
 
 
 def _resume(path: Path, settings: dict[str, Any], model: torch.nn.Module, opt: torch.optim.Optimizer,
-            look: Lookahead | None, gen: torch.Generator, dev: torch.device) -> tuple[int, int, torch.Tensor, list[dict[str, Any]], dict[str, Any]]:
+            look: Lookahead | None, gen: torch.Generator, dev: torch.device,
+            pur_gen: torch.Generator | None = None) -> tuple[int, int, torch.Tensor, list[dict[str, Any]], dict[str, Any]]:
     """Load a checkpoint written with the same settings; return (epochs done, step, flips, history, best)."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -414,6 +418,8 @@ def _resume(path: Path, settings: dict[str, Any], model: torch.nn.Module, opt: t
     if look is not None and state["look"] is not None:
         look.ema = {k: v.to(dev) for k, v in state["look"].items()}
     gen.set_state(state["gen"])
+    if pur_gen is not None and "purifier_gen" in state:
+        pur_gen.set_state(state["purifier_gen"])
     torch.set_rng_state(state["torch_rng"])
     return int(state["epoch"]), int(state["step"]), state["flips"], list(state["history"]), dict(state["best"])
 
@@ -447,7 +453,8 @@ def card(name: str, model: models.Classifier, meta: dict[str, Any], threads: int
         reach = f"reached over {a['eps_warmup_epochs']:g} epochs" if a["eps_warmup_epochs"] else "from the first step"
         lines.append(f"- Adversarial training: `{a['kind']}`" + (f" (beta {a['trades_beta']:g})" if "trades_beta" in a else "")
                      + f" at eps {a['eps']:.4g} ({255 * a['eps']:.1f}/255), {reach}"
-                     + (f", through the `{a['purify_in_loop']}` purifier (straight-through)"
+                     + (f", through the `{a['purify_in_loop']}` purifier ("
+                        + ("soft-assignment backward)" if "backward=soft" in a["purify_in_loop"] else "straight-through)")
                                                             if a["purify_in_loop"] else "") + ".")
         lines.append(f"- PGD-10 check after each epoch on {a['check_images']} training images set aside (epoch: accuracy): "
                      f"{curve}; weights of epoch {a['best_check_epoch'] or 'last'}."
