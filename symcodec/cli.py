@@ -151,7 +151,7 @@ def train_codebook(sources: tuple[str, ...], output: str, k: int, patch: str, se
 @click.option("--trades-beta", default=6.0, show_default=True, type=click.FloatRange(0, 1000), help="--adversarial trades-K: weight of the KL term.")
 @click.option("--eps", default="0", help="--adversarial: the Linf radius on [0, 1] pixels, e.g. 0.3 or 8/255.")
 @click.option("--eps-warmup", default=0.0, show_default=True, type=float, help="--adversarial: epochs over which eps grows linearly from 0.")
-@click.option("--purify-in-loop", default=None, help="--adversarial: train through this codebook's purifier (straight-through backward).")
+@click.option("--purify-in-loop", default=None, help="--adversarial: train through this codebook's purifier, or a --defense of `robustness` (sym:CB,random=R); straight-through backward.")
 @click.option("--checkpoint", default=None, type=click.Path(dir_okay=False), help="Checkpoint after every epoch; a rerun resumes from it exactly.  [default: OUTPUT.ckpt]")
 @click.option("--stop-after", default=None, type=click.IntRange(1), help="Stop this run after N epochs (checkpointed; rerun to go on).")
 @click.option("--device", default="cpu", show_default=True, help="torch device: cpu, cuda, cuda:N or auto (a checkpoint resumes on any).")

@@ -171,10 +171,11 @@ def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str],
 
     `adversarial` ('fgsm-rs', 'n-fgsm', 'pgd-K') trains on adversarial batches at `eps` (reached linearly over
     `eps_warmup` epochs); 'trades-K' trains on clean cross-entropy plus `trades_beta` times the KL divergence
-    to K-step adversarial predictions (TRADES); either through the codec's purifier when `purify_in_loop` names a codebook, or through a defense of
-    `symcodec robustness` when it is one (`sym:CB,random=R`: the randomized purifier); `check_images`
-    (default: 500, or a tenth of a smaller training set) images split off the training data measure PGD-10 accuracy after every epoch, and a collapse of it to under
-    half its best (catastrophic overfitting) ends training on the best epoch's weights. With `checkpoint`, every
+    to K-step adversarial predictions (TRADES). Either goes through the codec's purifier when `purify_in_loop`
+    names a codebook, or through a defense of `symcodec robustness` when it is one (`sym:CB,random=R`: the
+    randomized purifier). `check_images` (default: 500, or a tenth of a smaller training set) images split
+    off the training data measure PGD-10 accuracy after every epoch, and a collapse of it to under half its
+    best (catastrophic overfitting) ends training on the best epoch's weights. With `checkpoint`, every
     epoch ends with a checkpoint that a rerun resumes exactly (weights, optimizer, schedule, generator, epoch);
     `stop_after` ends this run after that many epochs (resume later); a checkpoint resumes on any device. `device`
     ('cpu', 'cuda', 'auto') runs training there (TF32 allowed); `amp` runs forward and backward passes in bfloat16
@@ -279,7 +280,8 @@ def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str],
                 "on_reconstructions": list(on_reconstructions), "mix_clean": mix_clean, "holdout": holdout, "seed": seed,
                 "lr_scale": lr_scale, "lookahead": lookahead, "arch_kw": arch_kw, "adversarial": spec.name if spec else None,
                 "eps": eps, "eps_warmup": eps_warmup, "purify_in_loop": purify_in_loop, "check_images": check_images,
-                **({"amp": True} if amp else {}), **({"trades_beta": trades_beta} if trades else {})}  # the device is not a setting: a run may resume on another one
+                **({"amp": True} if amp else {}), **({"trades_beta": trades_beta} if trades else {})}
+    # (the device is not a setting: a run may resume on another one)
     ckpt = Path(checkpoint) if checkpoint is not None else None
     first = 0
     if ckpt is not None and ckpt.exists():
