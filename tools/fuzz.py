@@ -234,6 +234,11 @@ def child(target: str, corpus: Path, runs: int | None, seconds: float | None) ->
     jitted = [m for m in _jitted_modules()]  # numba compiles their bytecode: instrumenting it breaks them
     with atheris.instrument_imports(include=["symcodec"], exclude=jitted):
         fn = harness(target)
+    for data in seeds(target):  # one-time costs (numba's cached kernels, codebooks) are not an input's: pay them here
+        try:
+            fn(data)
+        except Exception:  # noqa: BLE001 - libFuzzer runs every seed again and reports what escapes
+            pass
     findings = corpus / "findings"
     findings.mkdir(parents=True, exist_ok=True)
     args = [sys.argv[0], str(corpus / "queue"), f"-timeout={TIMEOUT_S}", f"-rss_limit_mb={RSS_LIMIT_MB}",
