@@ -96,7 +96,7 @@ def perturb(fwd: Forward, x: torch.Tensor, y: torch.Tensor, eps: float, spec: Ad
         xn = (x + _uniform(x.shape, gen, 2 * eps, x.device)).clamp(0, 1)
         return (xn + eps * _grad(fwd, xn, y).sign()).clamp(0, 1).detach()
     if spec.kind == "trades":
-        return trades_perturb(fwd, x, eps, spec.steps, 2.5 * eps / spec.steps, gen)
+        return trades_perturb(fwd, x, eps, spec.steps, gen)
     return pgd(fwd, x, y, eps, spec.steps, 2.5 * eps / spec.steps, gen)
 
 
@@ -105,11 +105,17 @@ def kl(clean_logits: torch.Tensor, adv_logits: torch.Tensor, reduction: str = "b
     return F.kl_div(F.log_softmax(adv_logits, 1), F.log_softmax(clean_logits, 1), reduction=reduction, log_target=True)
 
 
-def trades_perturb(fwd: Forward, x: torch.Tensor, eps: float, steps: int, step: float, gen: torch.Generator) -> torch.Tensor:
-    """TRADES' inner maximisation: K signed steps on KL(f(x) || f(x')), from x plus N(0, 0.001^2) noise, projected."""
-    lo, hi = (x - eps).clamp(0, 1), (x + eps).clamp(0, 1)
-    with torch.no_grad():
-        clean = fwd(x).detach()
+def trades_perturb(fwd: Forward, x: torch.Tensor, eps: float, steps: int, gen: torch.Generator,
+                   clean: torch.Tensor | None = None) -> torch.Tensor:
+    """TRADES' inner maximisation: K signed steps of 2.5 eps / K on KL(f(x) || f(x')), from x plus N(0, 0.001^2)
+    noise, projected.
+
+    `clean`: the logits f(x) if the caller has them (training computes them for its loss anyway)."""
+    lo, hi, step = (x - eps).clamp(0, 1), (x + eps).clamp(0, 1), 2.5 * eps / steps
+    if clean is None:
+        with torch.no_grad():
+            clean = fwd(x)
+    clean = clean.detach()
     xa = torch.minimum(torch.maximum(x + 0.001 * torch.randn(x.shape, generator=gen).to(x.device), lo), hi)
     for _ in range(steps):
         xa = xa.detach().requires_grad_(True)

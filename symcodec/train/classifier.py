@@ -307,16 +307,15 @@ def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str],
             xv = x_train[idx] if len(x_all) == 1 else x_all[torch.randint(len(x_all), (len(idx),), generator=gen), idx]
             xb = augment(xv, hp["translate"], flips[idx] if hp["flip"] else None, gen).to(dev).float().div_(255.0)
             yb = y_train[idx].to(dev)
-            if spec is not None:
-                e = eps * min(1.0, (step + 1) / warm_steps) if warm_steps else eps
-                xa = adv.perturb(fwd, xb, yb, e, spec, gen)
-            if trades:
+            e = eps * min(1.0, (step + 1) / warm_steps) if warm_steps else eps
+            red = "sum" if hp["airbench"] else "mean"
+            if trades:  # the clean logits serve the attack and the loss: one clean forward pass
                 logits = fwd(xb)
-                loss = adv.trades_loss(logits, fwd(xa), yb, trades_beta, hp["smoothing"], "sum" if hp["airbench"] else "mean")
+                xa = adv.trades_perturb(fwd, xb, e, spec.steps, gen, clean=logits)
+                loss = adv.trades_loss(logits, fwd(xa), yb, trades_beta, hp["smoothing"], red)
             else:
-                logits = fwd(xa if spec is not None else xb)
-                loss = F.cross_entropy(logits, yb, label_smoothing=hp["smoothing"],
-                                       reduction="sum" if hp["airbench"] else "mean")
+                logits = fwd(adv.perturb(fwd, xb, yb, e, spec, gen) if spec is not None else xb)
+                loss = F.cross_entropy(logits, yb, label_smoothing=hp["smoothing"], reduction=red)
             for g in opt.param_groups:
                 g["lr"] = g["base_lr"] * float(sched[step])
             opt.zero_grad(set_to_none=True)
@@ -379,7 +378,7 @@ def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str],
             "torch": str(torch.__version__),
             "device": describe(dev, threads), "amp": "bfloat16 autocast" if amp else None}
     models.save(model, out, meta)
-    atomic_write(out.with_suffix(".md"), card(out.stem, model, meta, threads).encode())
+    atomic_write(out.with_suffix(".md"), card(out.stem, model, meta).encode())
     if ckpt is not None and ckpt.exists():
         ckpt.unlink()  # the run is complete: its result is OUT
     return meta
@@ -426,7 +425,7 @@ def _resume(path: Path, settings: dict[str, Any], model: torch.nn.Module, opt: t
     return int(state["epoch"]), int(state["step"]), state["flips"], list(state["history"]), dict(state["best"])
 
 
-def card(name: str, model: models.Classifier, meta: dict[str, Any], threads: int) -> str:
+def card(name: str, model: models.Classifier, meta: dict[str, Any]) -> str:
     """The Markdown card written beside the weights."""
     ver = meta["on_reconstructions"]
     data = f"`{meta['train']}` ({meta['n_train']} images, {len(meta['classes'])} classes: {', '.join(meta['classes'][:12])}"
@@ -443,7 +442,7 @@ def card(name: str, model: models.Classifier, meta: dict[str, Any], threads: int
              f"preprocessing `{model.preprocess_name}` inside the model; input [0,1] NCHW floats, output logits.",
              f"- Data: {data}.",
              f"- Recipe: {json.dumps(meta['recipe'])}; {meta['epochs']} epochs, seed {meta['seed']}, "
-             f"{meta['train_seconds'] / 60:.1f} min on {meta.get('device') or f'cpu ({threads} threads)'}"
+             f"{meta['train_seconds'] / 60:.1f} min on {meta['device']}"
              + (f", {meta['amp']}" if meta.get("amp") else "") + f" (torch {meta['torch']}).",
              f"- Command: `{meta['command']}` (git {meta['git_commit'][:10]})",
              f"- Accuracy on {meta['test']} ({meta['n_test']} images, never trained on): "
