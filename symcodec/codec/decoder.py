@@ -212,4 +212,26 @@ def decode(data: bytes | BinaryIO | str | os.PathLike[str], codebook: Codebook |
     return out[:, :, 0] if f.header.mode == "L" else out
 
 
-__all__ = ["MAX_EXPANSION", "Decoder", "check_budget", "codebook_for", "decode", "decode_symbols", "decoder_for", "read"]
+def decode_ids(data: bytes | BinaryIO | str | os.PathLike[str], codebook: Codebook | str | None = None, *,
+               max_pixels: int | None = None, max_expansion: int | None = MAX_EXPANSION) -> tuple[Header, np.ndarray]:
+    """A patch-mode file's header and its flat int32 symbols, plane after plane (what a symbol classifier reads).
+
+    The same paths and checks as `decode` (a plain file through the cached decoder), without the pixels."""
+    if isinstance(data, bytes):
+        plain = sym.parse_plain(data)
+        if plain is not None:
+            dec = _plain(plain, codebook)
+            if isinstance(dec, Decoder):
+                check_budget(dec.header, len(plain.payload) + 64, max_pixels, max_expansion)
+                return dec.header, dec.symbols(plain.payload)
+    f = read(data)
+    check_budget(f.header, coded_bytes(f), max_pixels, max_expansion)
+    dec = decoder_for(codebook_for(f, codebook), f.header)
+    if not isinstance(dec, Decoder):
+        msg = "a transform-mode .sym has coefficients, not patch symbols"
+        raise FormatError(msg)
+    return f.header, dec.symbols(f.payload or b"")
+
+
+__all__ = ["MAX_EXPANSION", "Decoder", "check_budget", "codebook_for", "decode", "decode_ids", "decode_symbols", "decoder_for",
+           "read"]
