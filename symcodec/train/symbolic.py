@@ -57,6 +57,9 @@ def train_symbolic(train: str | os.PathLike[str], out: str | os.PathLike[str], *
     ids_tr = torch.from_numpy(symbolic.symbols(xtr, cb, threads).astype(np.int64))
     ids_te = symbolic.symbols(xte, cb, threads)
     model.front.requires_grad_(not freeze_tables)
+    whiten = getattr(backbone.net, "whiten", None)
+    if whiten is not None:  # as the pixel trainer fine-tunes: the whitening layer (weights and bias) stays fixed
+        whiten.bias.requires_grad_(False)
     opt = _optimizer(backbone, hp)
     opt_t = torch.optim.Adam(model.front.parameters(), lr=table_lr) if not freeze_tables else None
     look = Lookahead(model) if lookahead else None
