@@ -14,7 +14,7 @@ from symcodec.codebook import registry
 from symcodec.codec.decoder import decode, decode_ids
 from symcodec.codec.encoder import encode, encoder_for
 from symcodec.data.sources import load_arrays
-from symcodec.errors import FormatError, SymcodecError
+from symcodec.errors import FormatError, OptionError, SymcodecError
 from symcodec.train.symbolic import train_symbolic
 from tests.conftest import need_shared
 
@@ -80,7 +80,8 @@ def trained(tmp_path_factory):
           "epochs": 1, "limit": 1280, "threads": 1, "progress": False, "table_lr": 3e-3}
     train = need_shared("datasets/mnist/train-images.idx3-ubyte.gz")
     return {"learned": (d / "learned.pt", train_symbolic(train, d / "learned.pt", **kw)),
-            "frozen": (d / "frozen.pt", train_symbolic(train, d / "frozen.pt", freeze_tables=True, **kw))}
+            "frozen": (d / "frozen.pt", train_symbolic(train, d / "frozen.pt", freeze_tables=True, **kw)),
+            "tables": (d / "tables.pt", train_symbolic(train, d / "tables.pt", freeze_backbone=True, **kw))}
 
 
 def test_training_moves_the_tables_only_when_asked(trained):
@@ -94,6 +95,18 @@ def test_training_moves_the_tables_only_when_asked(trained):
     assert meta["codebook"] == "mnist-2x2-k64" and meta["n_test"] == 10000 and meta["test_accuracy"]["symbols"] > 90
     card = trained["learned"][0].with_suffix(".md").read_text()
     assert "learned (Adam" in card and "never trained on" in card
+
+
+def test_tables_alone_leave_the_backbone_as_it_was(trained, tmp_path):
+    start, tables = models.load("mnist-clean").state_dict(), symbolic.load(trained["tables"][0])
+    after = tables.backbone.state_dict()
+    assert start.keys() == after.keys() and all(torch.equal(start[k], after[k]) for k in start)  # batch-norm statistics too
+    assert (tables.front.tables[0].weight - torch.from_numpy(registry.get("mnist-2x2-k64").table_u8 / np.float32(255))).abs().max() > 1 / 255
+    assert "unchanged (only the tables trained)" in trained["tables"][0].with_suffix(".md").read_text()
+    with pytest.raises(OptionError, match="nothing to train"):
+        train_symbolic(need_shared("datasets/mnist/train-images.idx3-ubyte.gz"), tmp_path / "x.pt", codebook="mnist-2x2-k64",
+                       init="mnist-clean", test=need_shared("datasets/mnist/t10k-images.idx3-ubyte.gz"), freeze_tables=True,
+                       freeze_backbone=True, limit=200, threads=1, progress=False)
 
 
 def test_save_load_keeps_predictions(trained, mnist_images):

@@ -33,6 +33,7 @@ def main() -> None:
     ap.add_argument("--lr-scale", type=float, default=0.15)
     ap.add_argument("--table-lr", type=float, default=1e-3)
     ap.add_argument("--freeze-tables", action="store_true", help="control: tables stay at the centroids")
+    ap.add_argument("--freeze-backbone", action="store_true", help="train the tables alone")
     ap.add_argument("--no-lookahead", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=None)
@@ -44,7 +45,7 @@ def main() -> None:
     train, test = (str(ROOT.parent / "shared" / p) for p in DATA[dataset])
     cmd = "python tools/train_symbolic.py " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     meta = train_symbolic(train, Path(a.out) / f"{a.name}.pt", codebook=a.codebook, init=a.init, test=test, epochs=a.epochs,
-                          lr_scale=a.lr_scale, table_lr=a.table_lr, freeze_tables=a.freeze_tables,
+                          lr_scale=a.lr_scale, table_lr=a.table_lr, freeze_tables=a.freeze_tables, freeze_backbone=a.freeze_backbone,
                           lookahead=not a.no_lookahead, threads=a.threads, limit=a.limit, command=cmd)
     print("test accuracy:", meta["test_accuracy"], file=sys.stderr)
 

@@ -5,7 +5,8 @@ batch of ids into pixels through the front end's tables, augments those pixels (
 translations and alternating flips: the augmentation is differentiable, so the tables learn from every view),
 and trains tables and backbone together (the backbone with its own recipe, the tables with Adam on the same
 schedule). `freeze_tables` keeps the tables at the centroids: the same steps on the decoder's pixels, the
-control that says what the learned tables add. Needs the [torch] extra.
+control that says what the learned tables add; `freeze_backbone` trains the tables alone (the pixel classifier
+unchanged, its batch-norm statistics too: the classifier-aware decoding of the same ids in isolation). Needs the [torch] extra.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from .classifier import PRESETS, Lookahead, _git_commit, _load, _optimizer, augm
 
 def train_symbolic(train: str | os.PathLike[str], out: str | os.PathLike[str], *, codebook: str, init: str,
                    test: str | os.PathLike[str], epochs: float = 1.0, lr_scale: float = 0.15, table_lr: float = 1e-3,
-                   freeze_tables: bool = False, lookahead: bool = True, seed: int = 0, threads: int = 2,
+                   freeze_tables: bool = False, freeze_backbone: bool = False, lookahead: bool = True, seed: int = 0, threads: int = 2,
                    limit: int | None = None, progress: bool = True, command: str = "") -> dict[str, Any]:
     """Fine-tune `init` (a pixel classifier) into a symbol classifier for `codebook`; write OUT (.pt) and its card (.md)."""
     out = Path(out)
@@ -41,6 +42,9 @@ def train_symbolic(train: str | os.PathLike[str], out: str | os.PathLike[str], *
         raise OptionError(msg)
     if not 0 < epochs <= 100:
         msg = f"epochs must be from 0 to 100, got {epochs}"
+        raise OptionError(msg)
+    if freeze_tables and freeze_backbone:
+        msg = "freezing both the tables and the backbone leaves nothing to train"
         raise OptionError(msg)
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -57,10 +61,11 @@ def train_symbolic(train: str | os.PathLike[str], out: str | os.PathLike[str], *
     ids_tr = torch.from_numpy(symbolic.symbols(xtr, cb, threads).astype(np.int64))
     ids_te = symbolic.symbols(xte, cb, threads)
     model.front.requires_grad_(not freeze_tables)
+    backbone.requires_grad_(not freeze_backbone)
     whiten = getattr(backbone.net, "whiten", None)
     if whiten is not None:  # as the pixel trainer fine-tunes: the whitening layer (weights and bias) stays fixed
         whiten.bias.requires_grad_(False)
-    opt = _optimizer(backbone, hp)
+    opt = _optimizer(backbone, hp) if not freeze_backbone else None
     opt_t = torch.optim.Adam(model.front.parameters(), lr=table_lr) if not freeze_tables else None
     look = Lookahead(model) if lookahead else None
     n, bs = len(ids_tr), hp["batch"]
@@ -71,6 +76,8 @@ def train_symbolic(train: str | os.PathLike[str], out: str | os.PathLike[str], *
     flips = torch.rand(n, generator=gen) < 0.5
     red = "sum" if hp["airbench"] else "mean"
     model.train()
+    if freeze_backbone:
+        backbone.eval()  # its batch-norm statistics stay those of `init`; gradients still reach the tables
     step, t_train = 0, time.time()
     bar = tqdm(total=total, desc="train symbols", unit="step", disable=not progress, file=sys.stderr)
     history = []
@@ -88,15 +95,17 @@ def train_symbolic(train: str | os.PathLike[str], out: str | os.PathLike[str], *
             yb = y_train[idx]
             logits = backbone(xb)
             loss = F.cross_entropy(logits, yb, label_smoothing=hp["smoothing"], reduction=red)
-            for g in opt.param_groups:
-                g["lr"] = g["base_lr"] * float(sched[step])
-            opt.zero_grad(set_to_none=True)
+            if opt is not None:
+                for g in opt.param_groups:
+                    g["lr"] = g["base_lr"] * float(sched[step])
+                opt.zero_grad(set_to_none=True)
             if opt_t is not None:
                 for g in opt_t.param_groups:
                     g["lr"] = table_lr * float(sched[step])
                 opt_t.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
+            if opt is not None:
+                opt.step()
             if opt_t is not None:
                 opt_t.step()
                 with torch.no_grad():
@@ -122,7 +131,7 @@ def train_symbolic(train: str | os.PathLike[str], out: str | os.PathLike[str], *
     moved = (model.front.tables[0].weight - start.front.tables[0].weight).detach().abs()
     meta = {"train": str(train), "test": str(test), "classes": classes, "n_train": n, "n_test": len(yte),
             "codebook": model.codebook, "init": init, "test_accuracy": acc, "recipe": hp, "epochs": epochs,
-            "table_lr": 0.0 if freeze_tables else table_lr, "freeze_tables": freeze_tables, "lookahead": lookahead,
+            "table_lr": 0.0 if freeze_tables else table_lr, "freeze_tables": freeze_tables, "freeze_backbone": freeze_backbone, "lookahead": lookahead,
             "seed": seed, "command": command, "history": history, "table_change_mean_255": float(moved.mean() * 255),
             "git_commit": _git_commit(), "train_seconds": round(train_s), "total_seconds": round(time.time() - t0),
             "torch": str(torch.__version__), "device": describe(torch.device("cpu"), threads)}
@@ -141,7 +150,7 @@ def card(name: str, model: symbolic.SymbolClassifier, meta: dict[str, Any]) -> s
         f"# {name}", "",
         f"- Reads the symbols of `{meta['codebook']}` (.sym files of {f.width}x{f.height} images): {tables}, {how}; "
         f"backbone `{model.backbone.arch}` ({sum(p.numel() for p in model.backbone.net.parameters()):,} parameters) "
-        f"fine-tuned from `{meta['init']}`.",
+        + (f"`{meta['init']}` unchanged (only the tables trained)." if meta.get("freeze_backbone") else f"fine-tuned from `{meta['init']}`."),
         f"- Data: `{meta['train']}` ({meta['n_train']} images), the ids the encoder writes for them.",
         f"- Recipe: {json.dumps(meta['recipe'])}; {meta['epochs']} epochs, seed {meta['seed']}, "
         f"{meta['train_seconds'] / 60:.1f} min on {meta['device']} (torch {meta['torch']}).",
