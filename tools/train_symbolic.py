@@ -17,11 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from symcodec.train.symbolic import train_symbolic  # noqa: E402
-
-DATA = {
-    "cifar10": ("datasets/cifar10-jpeg/train.tar", "datasets/cifar10-jpeg/test.tar"),
-    "mnist": ("datasets/mnist/train-images.idx3-ubyte.gz", "datasets/mnist/t10k-images.idx3-ubyte.gz"),
-}
+from train_classifier import DATA  # noqa: E402  (tools/ is this script's folder: the same shared train/test splits)
 
 
 def main() -> None:

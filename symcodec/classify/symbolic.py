@@ -26,7 +26,8 @@ from ..codebook import registry
 from ..codebook.codebook import Codebook
 from ..codec.encoder import encoder_for
 from ..errors import SymcodecError
-from ..format.sym import Header
+from ..vq.colour import chroma_size
+from ..vq.patches import grid
 from . import models
 
 # formats/sym.md section 4.2 in floating point (the integer coefficients / 65536)
@@ -40,9 +41,9 @@ class SymbolFrontEnd(nn.Module):
         super().__init__()
         self.patch, self.colour, self.height, self.width = patch, colour, height, width
         self.nplanes = 3 if colour == 1 else planes
-        hdr = Header(width, height, {1: "L", 3: "RGB"}.get(self.nplanes, "RGB"), patch, colour, 0, len(centroids), bytes(32), 0)
-        self.grids = [tuple(g) for g in hdr.plane_grids]
-        self.sizes = [(height, width)] + ([(-(-height // 2), -(-width // 2))] * 2 if colour == 1 else [(height, width)] * (self.nplanes - 1))
+        # each plane's size and patch grid (formats/sym.md: colour 1 codes Cb and Cr on the half-size image)
+        self.sizes = [(height, width)] + [chroma_size(height, width) if colour == 1 else (height, width)] * (self.nplanes - 1)
+        self.grids = [grid(h, w, patch) for h, w in self.sizes]
         init = torch.tensor(np.asarray(centroids, np.float32))
         self.tables = nn.ModuleList(nn.Embedding.from_pretrained(init.clone(), freeze=False) for _ in range(self.nplanes))
 

@@ -189,6 +189,22 @@ def _plain(plain: sym.Plain, codebook: Codebook | str | None) -> Decoder | None:
         return None
 
 
+def _open(data: bytes | BinaryIO | str | os.PathLike[str], codebook: Codebook | str | None, max_pixels: int | None,
+          max_expansion: int | None) -> tuple[Decoder | TransformDecoder, bytes, SymFile | None]:
+    """A file's decoder and payload after the budget check: a plain file through the cached decoder (no SymFile),
+    anything else through the general reader (its SymFile, for the alpha plane)."""
+    if isinstance(data, bytes):
+        plain = sym.parse_plain(data)
+        if plain is not None:
+            dec = _plain(plain, codebook)
+            if dec is not None:
+                check_budget(dec.header, len(plain.payload) + 64, max_pixels, max_expansion)
+                return dec, plain.payload, None
+    f = read(data)
+    check_budget(f.header, coded_bytes(f), max_pixels, max_expansion)
+    return decoder_for(codebook_for(f, codebook), f.header), f.payload or b"", f
+
+
 def decode(data: bytes | BinaryIO | str | os.PathLike[str], codebook: Codebook | str | None = None, threads: int = 1, *,
            max_pixels: int | None = None, max_expansion: int | None = MAX_EXPANSION) -> np.ndarray:
     """Decode `.sym` bytes (or a stream, or a path) to uint8 pixels: (H,W) for L, (H,W,C) otherwise.
@@ -196,17 +212,10 @@ def decode(data: bytes | BinaryIO | str | os.PathLike[str], codebook: Codebook |
     `threads` decodes a transform-mode file's strips in parallel. `max_pixels` and `max_expansion` bound
     what a file may claim (`check_budget`; ImageTooLargeError before any work).
     """
-    if isinstance(data, bytes):
-        plain = sym.parse_plain(data)
-        if plain is not None:
-            dec = _plain(plain, codebook)
-            if dec is not None:
-                check_budget(dec.header, len(plain.payload) + 64, max_pixels, max_expansion)
-                return dec.decode(plain.payload, threads)
-    f = read(data)
-    check_budget(f.header, coded_bytes(f), max_pixels, max_expansion)
-    dec = decoder_for(codebook_for(f, codebook), f.header)
-    out = dec.image(f.payload or b"", threads)
+    dec, payload, f = _open(data, codebook, max_pixels, max_expansion)
+    if f is None:
+        return dec.decode(payload, threads)
+    out = dec.image(payload, threads)
     if f.alpha is not None:
         out = np.concatenate([out, f.alpha_plane()[:, :, None]], axis=2)
     return out[:, :, 0] if f.header.mode == "L" else out
@@ -216,21 +225,12 @@ def decode_ids(data: bytes | BinaryIO | str | os.PathLike[str], codebook: Codebo
                max_pixels: int | None = None, max_expansion: int | None = MAX_EXPANSION) -> tuple[Header, np.ndarray]:
     """A patch-mode file's header and its flat int32 symbols, plane after plane (what a symbol classifier reads).
 
-    The same paths and checks as `decode` (a plain file through the cached decoder), without the pixels."""
-    if isinstance(data, bytes):
-        plain = sym.parse_plain(data)
-        if plain is not None:
-            dec = _plain(plain, codebook)
-            if isinstance(dec, Decoder):
-                check_budget(dec.header, len(plain.payload) + 64, max_pixels, max_expansion)
-                return dec.header, dec.symbols(plain.payload)
-    f = read(data)
-    check_budget(f.header, coded_bytes(f), max_pixels, max_expansion)
-    dec = decoder_for(codebook_for(f, codebook), f.header)
+    The same paths and checks as `decode`, without the pixels."""
+    dec, payload, _ = _open(data, codebook, max_pixels, max_expansion)
     if not isinstance(dec, Decoder):
         msg = "a transform-mode .sym has coefficients, not patch symbols"
         raise FormatError(msg)
-    return f.header, dec.symbols(f.payload or b"")
+    return dec.header, dec.symbols(payload)
 
 
 __all__ = ["MAX_EXPANSION", "Decoder", "check_budget", "codebook_for", "decode", "decode_ids", "decode_symbols", "decoder_for",

@@ -76,6 +76,25 @@ def triangle(steps: int, start: float = 0.2, end: float = 0.07, peak: float = 0.
     return np.interp(np.arange(steps + 1), [0, int(peak * steps), steps], [start, 1.0, end])
 
 
+class EpochTally:
+    """A training epoch's running loss and accuracy: the progress bar's postfix, and the epoch's record at its end."""
+
+    def __init__(self, summed: bool) -> None:
+        self.summed, self.correct, self.seen, self.loss = summed, 0, 0, 0.0
+
+    def add(self, logits: torch.Tensor, y: torch.Tensor, loss: torch.Tensor) -> dict[str, str]:
+        """Count one batch (`loss` summed over it if `summed`, else its mean); returns the running figures."""
+        self.correct += int((logits.argmax(1) == y).sum())
+        self.seen += len(y)
+        self.loss += float(loss.detach()) * (1 if self.summed else len(y))
+        return {"loss": f"{self.loss / self.seen:.3f}", "train_acc": f"{100 * self.correct / self.seen:.1f}%"}
+
+    def record(self, epoch: int, step: int) -> dict[str, Any]:
+        """The history entry of epoch `epoch` (0-based) ending at `step`."""
+        return {"epoch": epoch + 1, "step": step, "train_loss": self.loss / max(self.seen, 1),
+                "train_acc": 100 * self.correct / max(self.seen, 1)}
+
+
 class Lookahead:
     """airbench's lookahead: every 5 steps the weights are pulled to, and replaced by, their running average."""
 
@@ -299,7 +318,7 @@ def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str],
         perm = torch.randperm(n, generator=gen)
         if hp["flip"] and epoch > 0:
             flips = ~flips  # airbench's alternating flip: every image is seen both ways in consecutive epochs
-        correct, seen, loss_sum = 0, 0, 0.0
+        tally = EpochTally(hp["airbench"])
         for i in range(0, n, bs):
             if step >= total:
                 break
@@ -324,12 +343,9 @@ def train_classifier(train: str | os.PathLike[str], out: str | os.PathLike[str],
             step += 1
             if look is not None and step % 5 == 0:
                 look.update(model, float(alpha[step]))
-            correct += int((logits.argmax(1) == yb).sum())
-            seen += len(idx)
-            loss_sum += float(loss.detach()) * (1 if hp["airbench"] else len(idx))
             bar.update(1)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / seen:.3f}", train_acc=f"{100 * correct / seen:.1f}%")
-        rec = {"epoch": epoch + 1, "step": step, "train_loss": loss_sum / max(seen, 1), "train_acc": 100 * correct / max(seen, 1)}
+            bar.set_postfix(epoch=epoch + 1, **tally.add(logits, yb, loss))
+        rec = tally.record(epoch, step)
         if spec is not None:
             model.eval()
             rec["check_pgd10_acc"] = 100 * adv.check(fwd, xchk, ychk, eps, torch.Generator().manual_seed(seed + epoch))

@@ -10,6 +10,7 @@ unchanged, its batch-norm statistics too: the classifier-aware decoding of the s
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -28,7 +29,7 @@ from ..classify import models, symbolic
 from ..classify.device import describe
 from ..codebook import registry
 from ..errors import OptionError
-from .classifier import PRESETS, Lookahead, _git_commit, _load, _optimizer, augment, triangle
+from .classifier import PRESETS, EpochTally, Lookahead, _git_commit, _load, _optimizer, augment, triangle
 
 
 def train_symbolic(train: str | os.PathLike[str], out: str | os.PathLike[str], *, codebook: str, init: str,
@@ -58,6 +59,7 @@ def train_symbolic(train: str | os.PathLike[str], out: str | os.PathLike[str], *
     hp["lr"] *= lr_scale
     hp["preprocess"] = backbone.preprocess_name
     model = symbolic.build(cb, backbone, xtr.shape[1], xtr.shape[2], "L" if xtr.shape[3] == 1 else "RGB")
+    start = copy.deepcopy(model).eval()  # the untrained symbol classifier: the card's baseline
     ids_tr = torch.from_numpy(symbolic.symbols(xtr, cb, threads).astype(np.int64))
     ids_te = symbolic.symbols(xte, cb, threads)
     model.front.requires_grad_(not freeze_tables)
@@ -85,8 +87,7 @@ def train_symbolic(train: str | os.PathLike[str], out: str | os.PathLike[str], *
         perm = torch.randperm(n, generator=gen)
         if hp["flip"] and epoch > 0:
             flips = ~flips
-        correct = seen = 0
-        loss_sum = 0.0
+        tally = EpochTally(hp["airbench"])
         for i in range(0, n, bs):
             if step >= total:
                 break
@@ -114,18 +115,14 @@ def train_symbolic(train: str | os.PathLike[str], out: str | os.PathLike[str], *
             step += 1
             if look is not None and step % 5 == 0:
                 look.update(model, float(alpha[step]))
-            correct += int((logits.argmax(1) == yb).sum())
-            seen += len(idx)
-            loss_sum += float(loss.detach()) * (1 if hp["airbench"] else len(idx))
             bar.update(1)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / seen:.3f}", train_acc=f"{100 * correct / seen:.1f}%")
-        history.append({"epoch": epoch + 1, "step": step, "train_loss": loss_sum / max(seen, 1), "train_acc": 100 * correct / max(seen, 1)})
+            bar.set_postfix(epoch=epoch + 1, **tally.add(logits, yb, loss))
+        history.append(tally.record(epoch, step))
     bar.close()
     if look is not None:
         look.update(model, 1.0)
     train_s = time.time() - t_train
     model.eval()
-    start = symbolic.build(cb, init, xtr.shape[1], xtr.shape[2], "L" if xtr.shape[3] == 1 else "RGB")
     acc = {"symbols": float((symbolic.predict(model, ids_te) == yte).mean() * 100),
            f"{init} on the same symbols (start)": float((symbolic.predict(start, ids_te) == yte).mean() * 100)}
     moved = (model.front.tables[0].weight - start.front.tables[0].weight).detach().abs()
