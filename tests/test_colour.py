@@ -54,6 +54,29 @@ def ycc(cifar_test_tar):
     return train_ycc420([cifar_test_tar], 64, max_patches=20000, niter=4, limit_images=96, name="t-ycc", progress=False)
 
 
+def test_ycc_weighted_kmeans(cifar_test_tar, ycc) -> None:
+    """`weigh` reaches k-means in the pooled patch order: weight on the Cb and Cr patches fits them better than Y's."""
+    from symcodec.train.kmeans import train_ycc420
+
+    def chroma_only(planes: list[np.ndarray]) -> np.ndarray:
+        n = [p.shape[0] * (p.shape[1] // 2) * (p.shape[2] // 2) for p in planes]
+        return np.concatenate([np.full(n[0], 1e-6), np.ones(n[1] + n[2])])
+
+    cb = train_ycc420([cifar_test_tar], 64, max_patches=20000, niter=4, limit_images=96, progress=False, weigh=chroma_only)
+    from symcodec.data.sources import load_arrays
+    from symcodec.vq.patches import extract
+
+    x = load_arrays(cifar_test_tar, limit=96)[0]
+    planes = [np.stack(p) for p in zip(*(rgb_to_planes(a) for a in x))]
+
+    def mse(book, pl: np.ndarray) -> float:
+        v = extract(pl[..., None], 2).reshape(-1, 4)
+        return float(((v - book.centroids[book.searcher.nearest(v)]) ** 2).mean())
+
+    chroma, luma = np.concatenate(planes[1:]), planes[0]
+    assert mse(cb, chroma) < 0.9 * mse(ycc, chroma) and mse(cb, luma) > 3 * mse(ycc, luma)
+
+
 def test_ycc_codebook_file(ycc) -> None:
     raw = ycc.to_bytes()
     assert raw[8] == 3 and ycc.colour == 1 and ycc.context.model_id == 3  # trained with entropy model 3

@@ -5,7 +5,7 @@ import datetime as _dt
 import os
 import sys
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -153,8 +153,14 @@ def train_ycc420(
     limit_images: int | None = None,
     progress: bool = True,
     command: str | None = None,
+    weigh: Callable[[list[np.ndarray]], np.ndarray] | None = None,
 ) -> Codebook:
-    """A colour-1 (ycc420) codebook: k-means over pooled Y, Cb, Cr patches plus its entropy model 3 (equal-sized images)."""
+    """A colour-1 (ycc420) codebook: k-means over pooled Y, Cb, Cr patches plus its entropy model 3 (equal-sized images).
+
+    `weigh(planes)` (the Y, Cb, Cr stacks, uint8 (N, h, w)) may give each patch a weight, in the order of the
+    pooled patches (all Y patches image by image, then Cb, then Cr); k-means then runs on a sample drawn in
+    proportion to them (with replacement): `tools/train_aware_codebook.py`.
+    """
     import faiss  # heavy optional dependency (the [train] extra)
 
     planes: list[list[np.ndarray]] = [[], [], []]
@@ -175,7 +181,11 @@ def train_ycc420(
     pts = [patches.extract(np.stack(p)[..., None], patch) for p in planes]  # (N, 1, gh, gw, d)
     flat = np.concatenate([p.reshape(-1, patch * patch) for p in pts])
     rng = np.random.default_rng(seed)
-    x = flat[np.sort(rng.permutation(len(flat))[:max_patches])] if len(flat) > max_patches else flat
+    if weigh is not None:  # a sample drawn in proportion to the weights (Lloyd's updates alone keep the uniform start's layout)
+        w = np.asarray(weigh([np.stack(p) for p in planes]), np.float64)
+        x = flat[np.sort(rng.choice(len(flat), size=min(max_patches, len(flat)), p=w / w.sum()))]
+    else:
+        x = flat[np.sort(rng.permutation(len(flat))[:max_patches])] if len(flat) > max_patches else flat
     cent, counts = _kmeans(np.ascontiguousarray(x), k, patch, niter, seed, progress)
     cb0 = Codebook(cent, patch=patch, counts=counts)
     sym = [cb0.searcher.nearest(p.reshape(-1, patch * patch)).reshape(p.shape[0], p.shape[2], p.shape[3]) for p in pts]
