@@ -15,7 +15,7 @@ import numpy as np
 
 from ..codebook import registry
 from ..codebook.codebook import Codebook, TransformCodebook
-from ..errors import EmptyImageError, ImageTooLargeError, OptionError, UnsupportedModeError
+from ..errors import OptionError, UnsupportedModeError
 from ..format import sym
 from ..vq import kernels
 from ..vq.colour import _ycc_patches, rgb_to_planes
@@ -33,15 +33,7 @@ class Encoder:
     """Encodes images of one size and mode with one codebook (uint8 (H, W, C) arrays, or (N, H, W, C) batches)."""
 
     def __init__(self, cb: Codebook, width: int, height: int, mode: str) -> None:
-        if width <= 0 or height <= 0:
-            msg = f"cannot encode an empty {width}x{height} image"
-            raise EmptyImageError(msg)
-        if width * height > sym.MAX_PIXELS:
-            msg = f"image is {width}x{height}, over the cap of {sym.MAX_PIXELS} pixels"
-            raise ImageTooLargeError(msg)
-        if mode not in sym.PLANES:
-            msg = f"mode {mode} is not one of {', '.join(sym.PLANES)}"
-            raise UnsupportedModeError(msg)
+        sym.check_encodable(width, height, mode)
         self.cb, self.mode, self.planes = cb, mode, sym.PLANES[mode]
         if cb.colour == 1 and (self.planes != 3 or cb.context is None):
             msg = f"codebook {cb.name or cb.short_id} (ycc420) encodes RGB/RGBA images and needs a context model"

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..codebook.codebook import TransformCodebook
 from ..entropy.coef import CoefModel, join_strips, split_strips
-from ..errors import EmptyImageError, FormatError, ImageTooLargeError, UnsupportedModeError
+from ..errors import FormatError, UnsupportedModeError
 from ..format import sym
 from ..vq.colour import chroma_size, rgb_to_planes
 from ..vq.patches import block_mean
@@ -43,15 +43,7 @@ class TransformEncoder:
     """Encodes images of one size and mode with a transform codebook and one pair of step tables."""
 
     def __init__(self, cb: TransformCodebook, width: int, height: int, mode: str, steps: np.ndarray | None = None) -> None:
-        if width <= 0 or height <= 0:
-            msg = f"cannot encode an empty {width}x{height} image"
-            raise EmptyImageError(msg)
-        if width * height > sym.MAX_PIXELS:
-            msg = f"image is {width}x{height}, over the cap of {sym.MAX_PIXELS} pixels"
-            raise ImageTooLargeError(msg)
-        if mode not in sym.PLANES:
-            msg = f"mode {mode} is not one of {', '.join(sym.PLANES)}"
-            raise UnsupportedModeError(msg)
+        sym.check_encodable(width, height, mode)
         self.cb, self.mode, self.planes = cb, mode, sym.PLANES[mode]
         self.model: CoefModel = cb.entropy
         self.steps = check_steps(steps_for_quality(75) if steps is None else steps)

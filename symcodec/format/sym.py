@@ -14,7 +14,8 @@ from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
-from ..errors import ChecksumError, FormatError, ImageTooLargeError, OptionError, TruncatedError, UnsupportedVersionError
+from ..errors import (ChecksumError, EmptyImageError, FormatError, ImageTooLargeError, OptionError, TruncatedError,
+                      UnsupportedModeError, UnsupportedVersionError)
 from . import chunks
 
 SIGNATURE = b"\x89SYM\r\n\x1a\n"
@@ -36,6 +37,19 @@ RESERVED_TEXT = frozenset({
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 MODE_IDS = {v: k for k, v in MODES.items()}
 PLANES = {"L": 1, "LA": 1, "RGB": 3, "RGBA": 3}
+
+
+def check_encodable(width: int, height: int, mode: str) -> None:
+    """What every encoder checks first: a non-empty image, within MAX_PIXELS, in one of the PLANES modes."""
+    if width <= 0 or height <= 0:
+        msg = f"cannot encode an empty {width}x{height} image"
+        raise EmptyImageError(msg)
+    if width * height > MAX_PIXELS:
+        msg = f"image is {width}x{height}, over the cap of {MAX_PIXELS} pixels"
+        raise ImageTooLargeError(msg)
+    if mode not in PLANES:
+        msg = f"mode {mode} is not one of {', '.join(PLANES)}"
+        raise UnsupportedModeError(msg)
 KNOWN = frozenset({b"HEAD", b"cbok", b"iccp", b"exif", b"xmpd", b"text", b"SDAT", b"ALPH"})
 _HEAD = struct.Struct("<IIBBBBI32sI")
 _U32 = struct.Struct("<I")
