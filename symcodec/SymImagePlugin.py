@@ -10,7 +10,7 @@ Save options (`im.save("x.sym", ...)`): `codebook` (name, id prefix, path or cod
 image's size, `symcodec.codec.choice`), `quality` (1..100: a rung of that ladder, or a transform codebook's
 steps; default: 92 for photos, or a JPEG source's own tables), `embed_codebook` (bool, make the file
 self-contained), `threads` (centroid search, or a photo's strips), `compact` (bool, the compact form of
-formats/sym.md section 9 for plain L/RGB files: 22 bytes of framing instead of 100), `icc_profile`, `exif`, `xmp` (bytes;
+formats/sym.md section 9 for plain L/RGB files: 16 bytes of framing at 32x32 instead of 100), `icc_profile`, `exif`, `xmp` (bytes;
 default: the image's own `info`). Module globals: `DECODE_THREADS` (threads `load()` uses), `MAX_PIXELS`
 (None: `load()` refuses images over `Image.MAX_IMAGE_PIXELS`, where Pillow only warns) and `MAX_EXPANSION`
 (decoded bytes per coded byte, `symcodec.codec.decoder.check_budget`). `Image.open` needs no codebook: an
@@ -60,7 +60,7 @@ class SymImageFile(ImageFile.ImageFile):
         try:
             cb = codebook_for(f)
             name: str | None = cb.name
-            cid = cb.hexid  # a compact file's header holds the first 8 bytes of it
+            cid = cb.hexid  # a compact file's header holds the first 4 (version 1: 8) bytes of it
         except CodebookNotFoundError:  # the header is still readable; load() raises, naming the id it needs
             name = None
         self._sym_header = hdr

@@ -76,7 +76,7 @@ def main() -> None:
 @click.option("-c", "--codebook", default=None, help="Codebook name, id prefix, or .symcb/.index path.  [default: by image size: the quality ladder]")
 @click.option("-q", "--quality", default=None, type=int, help="1..100: a rung of the ladder, or a transform codebook's steps.  [default: 92 for photos; a JPEG source's own tables]")
 @click.option("--embed", is_flag=True, help="Embed the codebook, so the file decodes without a registry.")
-@click.option("--compact", is_flag=True, help="The compact form (22 bytes of framing instead of 100) when the file is plain L/RGB.")
+@click.option("--compact", is_flag=True, help="The compact form (16 bytes of framing at 32x32 instead of 100) when the file is plain L/RGB.")
 @click.option("--threads", default=1, show_default=True, help="Threads for the centroid search, or a photo's strips.")
 def encode(src: str, output: str, codebook: str | None, quality: int | None, embed: bool, compact: bool, threads: int) -> None:
     """Encode an image file (anything Pillow reads) to .sym."""

@@ -30,21 +30,48 @@ CB = "cifar10-ycc420-k512-ppm"
 
 
 def _recrc(body: bytes) -> bytes:
+    """A version-1 body with its CRC-32."""
     return body + struct.pack("<I", zlib.crc32(body))
 
 
+def _recheck(body: bytes) -> bytes:
+    """A version-2 body with its check (the low 16 bits of CRC-32)."""
+    return body + struct.pack("<I", zlib.crc32(body))[:2]
+
+
+def _head(version: int, cb_id: bytes) -> bytes:
+    # magic, version, descriptor (model 3 | patch 2 -> 0 | colour 1 << 4 | RGB << 5), W 32, H 32, K 512 as LEB128
+    return b"\x89sym" + bytes((version, 3 | 1 << 4 | 1 << 5, 32, 32)) + b"\x80\x04" + cb_id[: 8 if version == 1 else 4]
+
+
 def test_layout_pinned(cifar_images: np.ndarray) -> None:
-    x = cifar_images[0]
-    full, small = encode(x, CB), encode(x, CB, compact=True)
     cb = registry.get(CB)
-    payload = read(full).payload
-    # magic, version 1, descriptor (model 3 | patch 2 -> 0 | colour 1 << 4 | RGB << 5), W 32, H 32, K 512 as LEB128
-    head = b"\x89sym" + bytes((1, 3 | 1 << 4 | 1 << 5, 32, 32)) + b"\x80\x04" + cb.id[:8]
-    assert small == _recrc(head + payload)
-    assert len(full) - len(small) == 100 - 22  # chunked framing 100 bytes, compact 22 at 32x32 with K=512
-    assert np.array_equal(decode(small), decode(full))
-    f = read(small)
-    assert f.compact and f.header.symbols == read(full).header.symbols and f.to_bytes() == small
+    ends = set()
+    for x in cifar_images[:16]:
+        full, small = encode(x, CB), encode(x, CB, compact=True)
+        payload = read(full).payload
+        zero_end = payload[-2:] == b"\0\0"  # version 2 leaves that word out
+        ends.add(zero_end)
+        assert small == _recheck(_head(2, cb.id) + (payload[:-2] if zero_end else payload))
+        assert len(full) - len(small) == 100 - 16 + 2 * zero_end  # chunked framing 100 bytes, compact 16 at 32x32, K=512
+        assert np.array_equal(decode(small), decode(full))
+        f = read(small)
+        assert f.compact and f.compact_version == 2 and f.payload == payload and f.to_bytes() == small
+        assert f.header.symbols == read(full).header.symbols
+    assert ends == {True, False}  # both cases seen
+
+
+def test_version_1_still_reads(cifar_images: np.ndarray) -> None:
+    """Files written before version 2 (8 id bytes, CRC-32, whole payload) decode to the same pixels and rewrite exactly."""
+    cb = registry.get(CB)
+    for x in cifar_images[:4]:
+        full = encode(x, CB)
+        f = read(full)
+        old = sym.pack_compact(f.header, f.payload, version=1)
+        assert old == _recrc(_head(1, cb.id) + f.payload)
+        back = read(old)
+        assert back.compact_version == 1 and back.to_bytes() == old and back.payload == f.payload
+        assert np.array_equal(decode(old), decode(full))
 
 
 @pytest.mark.parametrize("cbname", ["mnist-2x2-k32", "cifar10-2x2-k256", "cifar10-ycc420-k512"])
@@ -70,32 +97,40 @@ def test_falls_back_to_chunked(cifar_images: np.ndarray) -> None:
 
 def test_hostile_compact_files(cifar_images: np.ndarray) -> None:
     good = encode(cifar_images[1], CB, compact=True)
-    body = good[:-4]
+    body = good[:-2]
     for n in range(len(good)):  # every truncation: a one-line symcodec error, never a crash
         with pytest.raises(SymcodecError):
             decode(good[:n])
-    for i in range(0, len(good), 7):  # bit flips: the CRC
+    for i in range(0, len(good), 7):  # bit flips: the check
         bad = bytearray(good)
         bad[i] ^= 0x10
         with pytest.raises(FormatError):
             decode(bytes(bad))
     with pytest.raises(UnsupportedVersionError):
-        decode(_recrc(body[:4] + b"\x02" + body[5:]))
+        decode(_recheck(body[:4] + b"\x03" + body[5:]))
     with pytest.raises(FormatError, match="descriptor"):
-        decode(_recrc(body[:5] + bytes((body[5] | 0x40,)) + body[6:]))
+        decode(_recheck(body[:5] + bytes((body[5] | 0x40,)) + body[6:]))
     with pytest.raises(FormatError, match="minimally"):  # W as two bytes (0xA0 0x00): not minimal
-        decode(_recrc(body[:6] + b"\xa0\x00" + body[7:]))
-    with pytest.raises(FormatError, match="multiple of 4"):
-        decode(_recrc(body + b"\0"))
+        decode(_recheck(body[:6] + b"\xa0\x00" + body[7:]))
+    with pytest.raises(FormatError, match="even length"):
+        decode(_recheck(body + b"\0"))
+    sdat = read(good).payload  # a final 0x0000 word the writer would have left out:
+    head = body[:14]  # magic 4, version, descriptor, W, H, K (2), id prefix 4
+    with pytest.raises(FormatError, match="no final 0x0000"):
+        decode(_recheck(head + (sdat if sdat[-2:] == b"\0\0" else sdat + b"\0\0\0\0")))
     with pytest.raises(FormatError):  # K differs from the codebook's
-        decode(_recrc(body[:8] + b"\x80\x02" + body[10:]))
+        decode(_recheck(body[:8] + b"\x80\x02" + body[10:]))
     huge = body[:6] + b"\xff\xff\xff\x07\xff\xff\xff\x07" + body[8:]  # claims 2^31-1 squared pixels
     with pytest.raises(ImageTooLargeError):
-        decode(_recrc(huge))
+        decode(_recheck(huge))
     with pytest.raises(ChecksumError):
         decode(good[:-1] + bytes((good[-1] ^ 1,)))
     with pytest.raises(TruncatedError):
-        sym.read(b"\x89sym\x01")
+        sym.read(b"\x89sym\x02")
+    old = read(good)
+    v1 = sym.pack_compact(old.header, old.payload, version=1)
+    with pytest.raises(FormatError, match="multiple of 4"):  # version 1 keeps its own rule
+        decode(_recrc(v1[:-4] + b"\0\0"))
 
 
 def test_pillow_and_info(tmp_path: Path, cifar_images: np.ndarray) -> None:
@@ -104,7 +139,7 @@ def test_pillow_and_info(tmp_path: Path, cifar_images: np.ndarray) -> None:
     assert p.read_bytes()[:4] == sym.COMPACT_MAGIC
     with Image.open(p) as im:
         assert im.format == "SYM" and im.info["codebook"] == CB
-        assert im.info["codebook_id"] == registry.get(CB).hexid  # the whole id, resolved from the 8 bytes
+        assert im.info["codebook_id"] == registry.get(CB).hexid  # the whole id, resolved from the 4 bytes
         assert np.array_equal(np.asarray(im), decode(p.read_bytes()))
     from symcodec.codec.files import describe
 

@@ -2,7 +2,7 @@
 
 Usage:
     python tools/eval_at_rate.py RESULT.json [RESULT.json ...] --bpp 2.0 [--curve CODEC@MODEL ...]
-        [--reference CODEC@MODEL] [--json OUT.json] [--plot OUT.png]
+        [--reference CODEC@MODEL] [--remeasured] [--json OUT.json] [--plot OUT.png]
 
 Without --curve, every codec of every file is read with that file's primary model (protocol (a) of issue 17:
 one classifier for all codecs). `--curve webp@cifar10-airnet3-ft-webp` reads the webp rows with that model's
@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--bpp", type=float, action="append", required=True, help="rate(s) to read the curves at")
     ap.add_argument("--curve", action="append", default=[], help="CODEC@MODEL: read CODEC's rows with MODEL's verdicts")
     ap.add_argument("--reference", default=None, help="CODEC@MODEL the paired differences are taken from (default: the first symc, else sym, curve)")
+    ap.add_argument("--remeasured", action="store_true",
+                    help="a setting measured again in a later file replaces the earlier file's row (else: refused)")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--plot", type=Path, default=None)
     ap.add_argument("--title", default=None)
@@ -57,10 +59,12 @@ def main(argv: list[str] | None = None) -> dict:
             if label in cur:  # a curve extended by a later run: its settings join the earlier ones
                 old = cur[label]
                 twice = sorted(set(old["settings"]) & set(new["settings"]))
-                if twice:
+                if twice and not a.remeasured:
                     sys.exit(f"{label}: settings {', '.join(map(str, twice))} appear in more than one result")
-                new = {"settings": old["settings"] + new["settings"], "bpp": np.concatenate([old["bpp"], new["bpp"]]),
-                       "correct": np.concatenate([old["correct"], new["correct"]]), "model": model}
+                keep = [i for i, st in enumerate(old["settings"]) if st not in twice]  # --remeasured: the later file's rows
+                new = {"settings": [old["settings"][i] for i in keep] + new["settings"],
+                       "bpp": np.concatenate([old["bpp"][keep], new["bpp"]]),
+                       "correct": np.concatenate([old["correct"][keep], new["correct"]]), "model": model}
             cur[label] = new
     if len(datasets) != 1:
         sys.exit(f"the results were measured on different images: {sorted(datasets)}")

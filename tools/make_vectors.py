@@ -25,7 +25,7 @@ import symcodec  # noqa: E402
 from symcodec.codebook.codebook import Codebook  # noqa: E402
 from symcodec.entropy.context import ContextModel, Expert  # noqa: E402
 from symcodec.entropy.rans import quantize_counts  # noqa: E402
-from symcodec.format import chunks  # noqa: E402
+from symcodec.format import chunks, sym  # noqa: E402
 from symcodec.train.ppm import train_ppm  # noqa: E402
 from symcodec.vq.colour import rgb_to_planes  # noqa: E402
 
@@ -134,6 +134,10 @@ def main() -> None:
         ("compact-RGB-32x32-cifar10-ycc420-k512-ppm", image(32, 32, 3, 19), symcodec.get_codebook("cifar10-ycc420-k512-ppm"), False),
         ("compact-RGB-33x17-cifar10-k256", image(17, 33, 3, 20), symcodec.get_codebook("cifar10-2x2-k256"), False),
         ("compact-L-28x28-mnist-k256", image(28, 28, 1, 21)[:, :, 0], symcodec.get_codebook("mnist-2x2-k256"), False),
+        # added with compact version 2 (section 9): 4 id bytes, a 16-bit check, a final 0x0000 word left out
+        ("compact2-RGB-32x32-cifar10-ycc420-k512-ppm", image(32, 32, 3, 22), symcodec.get_codebook("cifar10-ycc420-k512-ppm"), False),
+        ("compact2-RGB-33x17-cifar10-k256", image(17, 33, 3, 23), symcodec.get_codebook("cifar10-2x2-k256"), False),
+        ("compact2-L-28x28-mnist-k256", image(28, 28, 1, 24)[:, :, 0], symcodec.get_codebook("mnist-2x2-k256"), False),
     ]
     manifest = {"valid": [], "invalid": []}
     for name, px, cb, embed in cases:
@@ -143,7 +147,10 @@ def main() -> None:
         kw = dict(meta) if "metadata" in name else {}
         if "-q" in name:
             kw["quality"] = int(name.split("-q")[1].split("-")[0])
-        if name.startswith("compact-"):
+        if name.startswith("compact-"):  # version 1, as first published (writers now write version 2)
+            plain = symcodec.read(symcodec.encode(px, cb))
+            data = sym.pack_compact(plain.header, plain.payload, version=1)
+        elif name.startswith("compact2-"):
             data = symcodec.encode(px, cb, compact=True)
         else:
             data = symcodec.encode(px, cb, embed_codebook=embed, text={"vector": name}, **kw)
@@ -157,7 +164,8 @@ def main() -> None:
                                   "codebook": cb.name, "codebook_id": cb.hexid, "embedded": embed, "mode": f.header.mode,
                                   "entropy_model": f.header.model_id, "colour": f.header.colour, "patch": f.header.patch,
                                   "metadata": sorted(k for k in kw if k != "quality"), "quality": kw.get("quality"),
-                                  "form": "compact" if f.compact else "chunked"})
+                                  "form": "compact" if f.compact else "chunked",
+                                  **({"compact_version": f.compact_version} if f.compact else {})})
     base = (OUT / "RGB-9x6-k16-embedded.sym").read_bytes()
     bad = {
         "truncated-no-end": (base[:-12], "TruncatedError"),
@@ -198,10 +206,21 @@ def main() -> None:
 
     bad["compact-bad-crc"] = (cpt[:-1] + bytes([cpt[-1] ^ 1]), "ChecksumError")
     bad["compact-truncated"] = (cpt[:-9], "ChecksumError")
-    bad["compact-version-2"] = (recrc(cpt[:4] + b"\x02" + cpt[5:-4]), "UnsupportedVersionError")
+    bad["compact-version-2"] = (recrc(cpt[:4] + b"\x02" + cpt[5:-4]), "ChecksumError")  # was UnsupportedVersionError before version 2
     bad["compact-descriptor-reserved-bit"] = (recrc(cpt[:5] + bytes([cpt[5] | 0x80]) + cpt[6:-4]), "FormatError")
     bad["compact-width-not-minimal"] = (recrc(cpt[:6] + b"\xa0\x00" + cpt[7:-4]), "FormatError")
     bad["compact-payload-not-multiple-of-4"] = (recrc(cpt[:-4] + b"\x00"), "FormatError")
+    # version 2 (the bytes of invalid-compact-version-2 above are unchanged: since version 2 exists, its check fails)
+    c2 = (OUT / "compact2-RGB-32x32-cifar10-ycc420-k512-ppm.sym").read_bytes()
+    p2 = symcodec.read(c2).payload  # the SDAT payload
+
+    def recheck(body: bytes) -> bytes:
+        return body + struct.pack("<I", zlib.crc32(body))[:2]
+
+    bad["compact-version-3"] = (recheck(c2[:4] + b"\x03" + c2[5:-2]), "UnsupportedVersionError")
+    bad["compact2-bad-check"] = (c2[:-1] + bytes([c2[-1] ^ 1]), "ChecksumError")
+    bad["compact2-odd-payload"] = (recheck(c2[:-2] + b"\x00"), "FormatError")
+    bad["compact2-final-zero-word-kept"] = (recheck(c2[:14] + (p2 if p2[-2:] == b"\0\0" else p2 + b"\0" * 4)), "FormatError")
     for name, (data, err) in bad.items():
         if (OUT / f"invalid-{name}.sym").exists() and (OUT / f"invalid-{name}.sym").read_bytes() != data:
             sys.exit(f"invalid-{name}.sym would change: vectors already published keep their bytes")

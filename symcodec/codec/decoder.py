@@ -118,7 +118,7 @@ def codebook_for(f: SymFile, codebook: Codebook | TransformCodebook | str | None
             raise FormatError(msg)
     elif codebook is not None:
         cb = registry.get(codebook)
-        if not cb.id.startswith(hdr.codebook_id):  # a compact file holds the id's first 8 bytes
+        if not cb.id.startswith(hdr.codebook_id):  # a compact file holds the id's first 4 (version 1: 8) bytes
             msg = f"codebook {cb.name or cb.short_id} ({cb.hexid}) is not the one this file needs ({hdr.codebook_id.hex()})"
             raise CodebookError(msg)
     else:

@@ -20,8 +20,10 @@ from . import chunks
 
 SIGNATURE = b"\x89SYM\r\n\x1a\n"
 COMPACT_MAGIC = b"\x89sym"  # the compact form (section 9)
-COMPACT_VERSION = 1
-COMPACT_ID = 8  # bytes of the codebook id a compact file carries
+COMPACT_VERSION = 2  # the version writers write; readers read COMPACT_VERSIONS
+COMPACT_VERSIONS = (1, 2)
+COMPACT_ID = {1: 8, 2: 4}  # bytes of the codebook id a compact file carries, by version
+COMPACT_CHECK = {1: 4, 2: 2}  # bytes of its CRC-32 (all of it, or the low 16 bits)
 COMPACT_MODELS = (1, 2, 3)
 MINOR = 0
 MAJORS = (1, 2, 3, 4)  # the major version is the entropy model id (section 1, version table)
@@ -158,7 +160,7 @@ def pack(hdr: Header, payload: bytes | None, *, alpha: bytes | None = None, code
     `alpha` is the deflated alpha plane (`deflate_alpha`); `start` is `head(hdr)`, when the caller keeps it.
     """
     if len(hdr.codebook_id) != 32:
-        msg = "the chunked form needs the codebook's whole id (a compact file's header carries 8 bytes of it)"
+        msg = "the chunked form needs the codebook's whole id (a compact file's header carries 4 or 8 bytes of it)"
         raise OptionError(msg)
     start = start if start is not None else head(hdr)
     if not (alpha is not None or codebook is not None or icc_profile or exif or xmp or text) and payload is not None:
@@ -226,32 +228,40 @@ def _read_leb(b: bytes, o: int, what: str) -> tuple[int, int]:
 _PATCH_CODES = {2: 0, 4: 1, 8: 2}
 
 
-def pack_compact(hdr: Header, payload: bytes) -> bytes:
-    """A plain file in the compact form (section 9): 4-byte magic, version, descriptor, W, H, K, 8 id bytes, payload, CRC."""
+def pack_compact(hdr: Header, payload: bytes, version: int = COMPACT_VERSION) -> bytes:
+    """A plain file in the compact form (section 9): magic, version, descriptor, W, H, K, id prefix, payload, check."""
     if not compactable(hdr):
         msg = f"the compact form holds modes L and RGB with entropy models 1-3, not {hdr.mode} with model {hdr.model_id}"
+        raise OptionError(msg)
+    if version not in COMPACT_VERSIONS:
+        msg = f"compact form version {version} does not exist (versions {COMPACT_VERSIONS})"
         raise OptionError(msg)
     if len(payload) % 4:
         msg = "an SDAT payload's length is a multiple of 4"
         raise FormatError(msg)
+    if version >= 2 and payload[-2:] == b"\0\0":
+        payload = payload[:-2]  # the reader puts it back
     d = hdr.model_id | _PATCH_CODES[hdr.patch] << 2 | hdr.colour << 4 | (hdr.mode == "RGB") << 5
-    body = b"".join((COMPACT_MAGIC, bytes((COMPACT_VERSION, d)), _leb(hdr.width), _leb(hdr.height), _leb(hdr.k),
-                     hdr.codebook_id[:COMPACT_ID], payload))
-    return body + _U32.pack(zlib.crc32(body))
+    body = b"".join((COMPACT_MAGIC, bytes((version, d)), _leb(hdr.width), _leb(hdr.height), _leb(hdr.k),
+                     hdr.codebook_id[:COMPACT_ID[version]], payload))
+    return body + _U32.pack(zlib.crc32(body))[: COMPACT_CHECK[version]]
 
 
 def read_compact(b: bytes, max_pixels: int | None = None) -> SymFile:
-    """Parse a whole compact-form file (section 9)."""
+    """Parse a whole compact-form file (section 9), version 1 or 2."""
     if len(b) < len(COMPACT_MAGIC) + 2 or b[: len(COMPACT_MAGIC)] != COMPACT_MAGIC:
         msg = "truncated compact .sym: no version and descriptor"
         raise TruncatedError(msg)
-    if b[4] != COMPACT_VERSION:
-        msg = f"compact .sym version {b[4]} is not supported (this reader handles {COMPACT_VERSION})"
+    version = b[4]
+    if version not in COMPACT_VERSIONS:
+        msg = f"compact .sym version {version} is not supported (this reader handles {', '.join(map(str, COMPACT_VERSIONS))})"
         raise UnsupportedVersionError(msg)
-    if len(b) < 4 + 2 + 3 + COMPACT_ID + 4:
+    n_id, n_check = COMPACT_ID[version], COMPACT_CHECK[version]
+    if len(b) < 4 + 2 + 3 + n_id + n_check:
         msg = f"truncated compact .sym: {len(b)} bytes"
         raise TruncatedError(msg)
-    if zlib.crc32(b[:-4]) != _U32.unpack_from(b, len(b) - 4)[0]:
+    end = len(b) - n_check
+    if _U32.pack(zlib.crc32(b[:end]))[:n_check] != b[end:]:
         msg = "corrupt compact .sym: CRC mismatch (or a truncated file)"
         raise ChecksumError(msg)
     d = b[5]
@@ -262,16 +272,21 @@ def read_compact(b: bytes, max_pixels: int | None = None) -> SymFile:
     w, o = _read_leb(b, 6, "width")
     h, o = _read_leb(b, o, "height")
     k, o = _read_leb(b, o, "K")
-    end = len(b) - 4
-    if o + COMPACT_ID > end:
+    if o + n_id > end:
         msg = "truncated compact .sym: codebook id"
         raise TruncatedError(msg)
-    cid, payload = b[o : o + COMPACT_ID], b[o + COMPACT_ID : end]
-    if len(payload) % 4:
+    cid, payload = b[o : o + n_id], b[o + n_id : end]
+    if version == 1 and len(payload) % 4:
         msg = "corrupt compact .sym: payload length is not a multiple of 4"
         raise FormatError(msg)
+    if version >= 2:
+        if len(payload) % 2 or (len(payload) % 4 == 0 and payload[-2:] == b"\0\0"):
+            msg = "corrupt compact .sym: a version-2 payload has an even length and no final 0x0000 word"
+            raise FormatError(msg)
+        if len(payload) % 4:
+            payload += b"\0\0"
     hdr = Header.make(w, h, 3 if rgb else 1, (2, 4, 8)[pcode], colour, model, k, cid, None, max_pixels, model)
-    return SymFile(hdr, payload, compact=True)
+    return SymFile(hdr, payload, compact=True, compact_version=version)
 
 
 def deflate_alpha(plane: np.ndarray) -> bytes:
@@ -292,6 +307,7 @@ class SymFile:
     xmp: bytes | None = None
     text: dict[str, str] = field(default_factory=dict)
     compact: bool = False  # read from (or to be written in) the compact form, section 9
+    compact_version: int = COMPACT_VERSION  # the compact form's version it was read from (or is written in)
 
     def to_bytes(self) -> bytes:
         """Serialise to `.sym` bytes (through `pack`, or `pack_compact` for a compact file)."""
@@ -299,7 +315,7 @@ class SymFile:
             if self.alpha is not None or self.codebook is not None or self.icc_profile or self.exif or self.xmp or self.text:
                 msg = "the compact form holds plain files only (no alpha, embedded codebook or metadata)"
                 raise OptionError(msg)
-            return pack_compact(self.header, self.payload or b"")
+            return pack_compact(self.header, self.payload or b"", self.compact_version)
         return pack(self.header, self.payload, alpha=self.alpha, codebook=self.codebook, icc_profile=self.icc_profile,
                     exif=self.exif, xmp=self.xmp, text=self.text)
 
