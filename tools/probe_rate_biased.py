@@ -4,7 +4,7 @@ The format lets an encoder send any id; the decoder looks it up all the same. Ch
 argmin_c |x - c|^2 + lam * bits(c) (bits: -log2 of the codebook's symbol counts) trades a little distortion
 for fewer bits. This probe encodes all test images that way with a shipped ycc420 codebook and its entropy
 model 3, frames them as compact .sym (the codec's own entropy coder and framing, so the bytes are real),
-decodes by lookup and classifies, for each lam. lam = 0 is the shipped encoder (checked: same ids).
+decodes by lookup and classifies, for each lam. lam = 0 is the shipped encoder (its ids are compared with the shipped searcher's).
 
     python tools/probe_rate_biased.py --codebook cifar10-ycc420-k1024-ppm --lam 0 3e-4 1e-3 --json out.json
 """
@@ -25,10 +25,9 @@ sys.path.insert(0, str(ROOT))
 from symcodec.bench.atrate import pack_correct  # noqa: E402
 from symcodec.classify import models  # noqa: E402
 from symcodec.codebook import registry  # noqa: E402
+from symcodec.codec.decoder import decode  # noqa: E402
 from symcodec.codec.encoder import encoder_for  # noqa: E402
 from symcodec.data.sources import load_arrays  # noqa: E402
-from symcodec.format import sym  # noqa: E402
-from symcodec.vq.colour import ycc_pixels  # noqa: E402
 
 TEST = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg" / "test.tar"
 
@@ -73,10 +72,10 @@ def main() -> None:
         ids = ids.reshape(n, enc.n)
         size = 0
         rec = np.empty_like(x)
-        for i in tqdm(range(n), desc=f"lam {lam:g}", unit="img", file=sys.stderr):
-            payload = enc.model.encode_flat(ids[i].astype(np.int32), enc.layout)
-            size += len(sym.pack_compact(enc.header, payload) if sym.compactable(enc.header) else sym.pack(enc.header, payload))
-            rec[i] = ycc_pixels(ids[i].astype(np.int32), cb.table_u8, cb.patch, h, w)
+        for i in tqdm(range(n), desc=f"lam {lam:g}", unit="img", file=sys.stderr):  # the codec's own framing and decoder
+            data = enc.frame(enc.model.encode_flat(ids[i].astype(np.int32), enc.layout), x[i], compact=True)
+            size += len(data)
+            rec[i] = decode(data, cb)
         pred = models.predict(model, rec)
         ok = pred == y
         mse = float(((rec.astype(np.float64) - x) ** 2).mean())

@@ -76,18 +76,20 @@ def main() -> None:
     ap.add_argument("--name", required=True)
     ap.add_argument("-o", "--output", required=True)
     ap.add_argument("--install", action="store_true")
-    ap.add_argument("--cache", default=None, help="an .npz of the sensitivities: read if there, else written")
+    ap.add_argument("--cache", default=None, help="an .npz of the sensitivities (and the model and seed they came from): read if there, else written")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     x, _, _ = load_arrays(str(TRAIN))
     t0 = time.perf_counter()
     if a.cache and Path(a.cache).exists():
         with np.load(a.cache) as z:
+            if (str(z["model"]), int(z["seed"])) != (a.model, a.seed):
+                raise SystemExit(f"{a.cache} holds the sensitivities of {z['model']} with seed {z['seed']}")
             sens = [z["y"], z["cb"], z["cr"]]
     else:
         sens = fisher_sensitivity(models.load(a.model), x, a.seed)
         if a.cache:
-            np.savez(a.cache, y=sens[0], cb=sens[1], cr=sens[2])
+            np.savez(a.cache, y=sens[0], cb=sens[1], cr=sens[2], model=a.model, seed=a.seed)
     print(f"sensitivity: {time.perf_counter() - t0:.0f} s; share of the total in the 1% most sensitive patches: "
           f"{np.sort(np.concatenate([s.ravel() for s in sens]))[::-1][: sum(s.size for s in sens) // 100].sum() / sum(s.sum() for s in sens):.3f}",
           file=sys.stderr)

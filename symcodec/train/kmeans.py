@@ -178,11 +178,12 @@ def train_ycc420(
     if not planes[0]:
         msg = "no readable RGB images in " + ", ".join(map(str, srcs))
         raise DatasetError(msg)
-    pts = [patches.extract(np.stack(p)[..., None], patch) for p in planes]  # (N, 1, gh, gw, d)
+    stacks = [np.stack(p) for p in planes]  # Y, Cb, Cr: (N, h, w) each
+    pts = [patches.extract(st[..., None], patch) for st in stacks]  # (N, 1, gh, gw, d)
     flat = np.concatenate([p.reshape(-1, patch * patch) for p in pts])
     rng = np.random.default_rng(seed)
     if weigh is not None:  # a sample drawn in proportion to the weights (Lloyd's updates alone keep the uniform start's layout)
-        w = np.asarray(weigh([np.stack(p) for p in planes]), np.float64)
+        w = np.asarray(weigh(stacks), np.float64)
         x = flat[np.sort(rng.choice(len(flat), size=min(max_patches, len(flat)), p=w / w.sum()))]
     else:
         x = flat[np.sort(rng.permutation(len(flat))[:max_patches])] if len(flat) > max_patches else flat
